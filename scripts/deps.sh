@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian packages this project needs, only those missing. Idempotent; run as
+# root (or with sudo available) on Debian 12. Says what it installs.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config git     # build
+    libevent-dev libssl-dev                  # libsmtpd: event loop, (TLS later)
+    libcmocka-dev                            # unit tests
+    clang libclang-rt-14-dev                 # libFuzzer targets and sanitizers
+    python3-pytest swaks curl                # end-to-end and protocol-case tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
