@@ -1,0 +1,217 @@
+"""The examples as processes: clients that misbehave, signals, several servers at once,
+IPv6, the command line."""
+
+import os
+import signal
+import socket
+import struct
+import time
+
+import pytest
+
+from e2elib import HOSTNAME, TIMEOUT, Example, check_delivery, examples_dir, run
+
+CLIENT = "client.e2e.test"
+
+
+def good_transaction(ex, tag):
+    msg = b"Subject: %s\r\n\r\nstill serving\r\n" % tag.encode()
+    with ex.smtp(local_hostname=CLIENT) as s:
+        assert s.sendmail("%s@example.com" % tag, ["alice@example.com"], msg) == {}
+        rid = s.last_id()
+    got = ex.next_message()
+    check_delivery(got, content=msg, sender="%s@example.com" % tag,
+                   rcpts=["alice@example.com"], reply_id=rid, helo=CLIENT)
+
+
+def open_data(ex):
+    c = ex.raw()
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO " + CLIENT)[0] == 250
+    assert c.cmd("MAIL FROM:<a@example.com>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@example.com>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    return c
+
+
+@pytest.mark.parametrize("name", ["catch", "validate"])
+def test_disconnect_mid_data(start, name):
+    ex = start(name)
+    c = open_data(ex)
+    c.send(b"Subject: partial\r\n\r\nthis message never ends")
+    c.close()
+    ex.assert_no_message()
+    good_transaction(ex, "after")
+
+
+def test_reset_mid_data(catch):
+    c = open_data(catch)
+    c.send(b"Subject: partial\r\n\r\n" + b"y" * 100000)
+    # SO_LINGER 0: close with a TCP RST instead of a FIN
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+    catch.assert_no_message()
+    good_transaction(catch, "afterrst")
+
+
+def test_disconnect_after_final_dot_keeps_message(catch):
+    # the server owns the message once the dot is in; the client need not read the 250
+    c = open_data(catch)
+    c.send(b"Subject: fire and forget\r\n\r\nbody\r\n.\r\n")
+    c.close()
+    got = catch.next_message()
+    assert got.body == b"Subject: fire and forget\r\n\r\nbody\r\n"
+    good_transaction(catch, "afterdot")
+
+
+def test_garbage_then_disconnect(catch):
+    c = catch.raw()
+    assert c.reply()[0] == 220
+    c.send(os.urandom(4096) + b"\r\n\x00\xff\r\n" + b"A" * 3000 + b"\r\n")
+    c.close()
+    c = catch.raw()  # talks before the greeting, never reads, goes away
+    c.send(b"EHLO x\r\nMAIL FROM:<a@b>\r\n" * 50)
+    c.close()
+    good_transaction(catch, "aftergarbage")
+
+
+def test_many_idle_connections(catch):
+    conns = [catch.raw() for _ in range(30)]
+    for c in conns:
+        assert c.reply()[0] == 220
+    good_transaction(catch, "busy")
+    for c in conns:
+        c.close()
+    good_transaction(catch, "quiet")
+
+
+@pytest.mark.parametrize("name", ["catch", "validate"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_zero(start, name, sig):
+    ex = start(name)
+    good_transaction(ex, "beforestop")
+    assert ex.stop(sig) == 0, ex.stderr_tail()
+    # nothing half-written on stdout: the reader saw a clean end
+    assert ex.events.get(timeout=TIMEOUT) == ("eof", None)
+
+
+def test_sigterm_lets_open_session_finish(start):
+    ex = start("catch", "-o", "stop-grace=3000")
+    c = ex.raw()
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO " + CLIENT)[0] == 250
+    ex.signal(signal.SIGTERM)
+    # the listener closes at once ...
+    deadline = time.monotonic() + 2
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        try:
+            socket.create_connection((ex.addr, ex.port), timeout=1).close()
+            time.sleep(0.05)
+        except ConnectionRefusedError:
+            refused = True
+    assert refused, "still accepting connections after SIGTERM"
+    # ... while the open session may still complete its transaction
+    assert c.cmd("MAIL FROM:<late@example.com>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@example.com>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: in grace\r\n\r\nmade it\r\n.\r\n")
+    assert c.reply()[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    assert ex.next_message().sender == "late@example.com"
+    assert ex.wait(TIMEOUT) == 0
+
+
+def test_sigterm_closes_idle_session_after_grace(start):
+    ex = start("catch", "-o", "stop-grace=200")
+    c = ex.raw()
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO " + CLIENT)[0] == 250
+    t0 = time.monotonic()
+    ex.signal(signal.SIGTERM)
+    assert c.reply() == (421, ["4.3.2 %s Service shutting down" % HOSTNAME])
+    assert c.closed_by_peer()
+    assert ex.wait(TIMEOUT) == 0
+    assert time.monotonic() - t0 < 10
+
+
+def test_two_servers_at_once(start):
+    a = start("catch")
+    b = start("catch")
+    v = start("validate")
+    assert len({a.port, b.port, v.port}) == 3
+    good_transaction(a, "first")
+    good_transaction(b, "second")
+    good_transaction(v, "third")
+    good_transaction(a, "fourth")
+    for ex in (a, b, v):
+        ex.assert_no_message(0.2)
+
+
+def test_ipv6_loopback(start):
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    ex = start("catch", addr="::1")
+    msg = b"Subject: v6\r\n\r\nover ::1\r\n"
+    with ex.smtp(local_hostname=CLIENT) as s:
+        assert s.sendmail("a@example.com", ["b@example.net"], msg) == {}
+        rid = s.last_id()
+    check_delivery(ex.next_message(), content=msg, sender="a@example.com",
+                   rcpts=["b@example.net"], reply_id=rid, helo=CLIENT, addr="::1")
+
+
+def test_greeting_uses_hostname_option(catch):
+    c = catch.raw()
+    assert c.reply() == (220, ["%s ESMTP" % HOSTNAME])
+    assert c.cmd("QUIT") == (221, ["2.0.0 Bye"])
+    assert c.closed_by_peer()
+
+
+@pytest.mark.parametrize("argv", [
+    ["catch", "-o", "no-such-option=1"],
+    ["catch", "-o", "max-recipients=many"],
+    ["catch", "-o", "max-recipients"],
+    ["catch", "-x"],
+    ["catch", "127.0.0.1", "0", "extra"],
+    ["validate", "-d", "soon"],
+    ["validate", "-d", "-5"],
+    ["validate", "-o", "bare-lf=sometimes"],
+])
+def test_bad_command_line_exits_2(argv):
+    path = os.path.join(examples_dir(), argv[0])
+    r = run([path] + argv[1:], timeout=TIMEOUT)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == b"" and r.stderr != b""
+
+
+@pytest.mark.parametrize("name", ["catch", "validate"])
+def test_port_in_use_exits_1(catch, name):
+    path = os.path.join(examples_dir(), name)
+    r = run([path, "127.0.0.1", str(catch.port)], timeout=TIMEOUT)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert b"listen" in r.stderr
+    good_transaction(catch, "unharmed")
+
+
+def test_bad_address_exits_1():
+    path = os.path.join(examples_dir(), "catch")
+    r = run([path, "not an address", "0"], timeout=TIMEOUT)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+
+
+def test_example_without_hostname_option(tmp_path):
+    # the default hostname (gethostname) still makes a well-formed trace
+    ex = Example("catch", errpath=str(tmp_path / "err"), hostname=None)
+    try:
+        msg = b"Subject: default host\r\n\r\nx\r\n"
+        with ex.smtp(local_hostname=CLIENT) as s:
+            assert s.sendmail("a@example.com", ["b@example.net"], msg) == {}
+        got = ex.next_message()
+        assert got.body == msg
+        assert got.data.startswith(b"Return-Path: <a@example.com>\r\nReceived: from ")
+        assert b" by %s" % socket.gethostname().encode() in got.trace.replace(b"\r\n\t", b" ")
+    finally:
+        ex.close()
