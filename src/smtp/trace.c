@@ -1,0 +1,74 @@
+/* trace.c - Return-Path and Received headers; see trace.h. */
+#include "smtp/trace.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void
+trace_format_date(time_t t, char *out, size_t size)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, size, "Thu, 1 Jan 1970 00:00:00 +0000");
+        return;
+    }
+    snprintf(out, size, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Append s with every control octet (and, where it would break the syntax, the
+   delimiters) replaced, so nothing from the client can start a new header line. */
+static int
+trace_append_safe(buf *out, const char *s, const char *also_bad)
+{
+    if (!s)
+        return BUF_OK;
+    char tmp[512];
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c < 32 || c == 127 || (also_bad && strchr(also_bad, c)))
+            c = '?';
+        tmp[n++] = (char)c;
+        if (n == sizeof tmp) {
+            int rc = buf_append(out, tmp, n);
+            if (rc != BUF_OK)
+                return rc;
+            n = 0;
+        }
+    }
+    return buf_append(out, tmp, n);
+}
+
+int
+trace_append(buf *out, const trace_info *t)
+{
+    char date[64];
+    trace_format_date(t->now, date, sizeof date);
+    /* RFC 3848 / RFC 6531 4.3: SMTP, ESMTP, UTF8SMTP (TLS and AUTH add S/A later) */
+    const char *with = t->smtputf8 ? "UTF8SMTP" : t->esmtp ? "ESMTP" : "SMTP";
+    int rc = BUF_OK;
+#define TRY(expr)                                                                           \
+    do {                                                                                    \
+        if ((rc = (expr)) != BUF_OK)                                                        \
+            return rc;                                                                      \
+    } while (0)
+    TRY(buf_append_str(out, "Return-Path: <"));
+    TRY(trace_append_safe(out, t->sender, "<>"));
+    TRY(buf_append_str(out, ">\r\nReceived: from "));
+    TRY(trace_append_safe(out, t->helo && *t->helo ? t->helo : "unknown", "()[];"));
+    TRY(buf_printf(out, " ([%s])\r\n\tby ", t->client_addr));
+    TRY(trace_append_safe(out, t->host, "()[];"));
+    TRY(buf_printf(out, " (libsmtpd) with %s id %s", with, t->id));
+    if (t->for_rcpt) {
+        TRY(buf_append_str(out, "\r\n\tfor <"));
+        TRY(trace_append_safe(out, t->for_rcpt, "<>;"));
+        TRY(buf_append_str(out, ">"));
+    }
+    TRY(buf_printf(out, "; %s\r\n", date));
+#undef TRY
+    return rc;
+}
