@@ -2,7 +2,7 @@
 # The README's embedding example must compile against the library and work: extract
 # the C block, build it, send it a message with curl, and check it printed the message.
 set -euo pipefail
-src_dir=$1 build_dir=$2 cc=${CC:-cc}
+src_dir=$1 build_dir=$2 cc=${CC:-cc} SANITIZE_FLAGS=${SANITIZE_FLAGS:-}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
