@@ -109,14 +109,28 @@ session_log_out_cb(void *ctx, const char *line, size_t len)
     session_log(ctx, SMTPD_LOG_OUT, line, len);
 }
 
-static void
+__attribute__((format(printf, 4, 0))) static void
 session_vreply(smtpd_session *s, int code, const char *enhanced, const char *fmt, va_list ap)
 {
-    char text[1024];
-    vsnprintf(text, sizeof text, fmt, ap);
     /* RFC 2034: enhanced codes only when offered (and never on the greeting/EHLO) */
     const char *enh = s->env->opts->enhanced_status_codes ? enhanced : NULL;
-    if (reply_format(&s->out, code, enh, text, session_log_out_cb, s) != BUF_OK) {
+    char small[1024];
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap2);
+    va_end(ap2);
+    int rc;
+    if (n >= 0 && (size_t)n < sizeof small) {
+        rc = reply_format(&s->out, code, enh, small, session_log_out_cb, s);
+    } else {
+        /* a hook's long multi-line text; reply_format caps each line at 512 octets */
+        buf text;
+        buf_init(&text, 100 * REPLY_MAX_LINE);
+        buf_vprintf(&text, fmt, ap);
+        rc = reply_format(&s->out, code, enh, buf_str(&text), session_log_out_cb, s);
+        buf_cleanup(&text);
+    }
+    if (rc != BUF_OK) {
         /* The client has not read megabytes of replies: it gets no more. */
         session_set_state(s, SESSION_CLOSING);
         return;
