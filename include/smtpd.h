@@ -77,7 +77,8 @@ typedef struct smtpd_options {
     unsigned max_command_line;    /* [max-command-line] octets incl. CRLF; 512 (4.5.3.1.4) */
     unsigned max_text_line;       /* [max-text-line] octets incl. CRLF; 1000 (4.5.3.1.6).
                                      Longer lines are a finding; lines over 8 times this
-                                     make the message fail with 552 5.3.4 at end of data. */
+                                     make the message fail with "552 5.3.4 Message
+                                     refused: line too long" at end of data. */
     unsigned command_timeout_ms;  /* [command-timeout] waiting for a command; 300000 */
     unsigned data_timeout_ms;     /* [data-timeout] waiting for a data block; 180000 */
     unsigned max_errors;          /* [max-errors] bad commands before 421; 20 */

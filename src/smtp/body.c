@@ -43,8 +43,13 @@ body_count_line(body *b, size_t n)
 {
     b->line_len += n;
     /* RFC 5321 4.5.3.1.6: 1000 octets including the CRLF */
-    if (b->line_len + 2 > b->max_text_line)
+    if (b->line_len + 2 > b->max_text_line) {
         b->findings |= SMTPD_FINDING_LONG_LINE;
+        /* Lines far past the limit are refused, as large providers do; nothing is
+           buffered per line, so this guards the stored mail, not our memory. */
+        if (b->line_len + 2 > 8 * b->max_text_line)
+            b->line_over_cap = true;
+    }
 }
 
 /* A CR or LF that is not part of CRLF: note it and store it by mode. The line does not

@@ -39,6 +39,7 @@ typedef struct body {
     size_t size;       /* octets given to the sink */
     unsigned findings; /* smtpd_finding bits */
     bool bare_seen;    /* a bare CR or LF (for bare-lf=reject) */
+    bool line_over_cap; /* a line over 8 times max_text_line: the message fails */
     /* scanner state */
     body_state state;
     size_t line_len;

@@ -419,6 +419,11 @@ commands_end_of_data(smtpd_session *s)
         session_tx_reset(s);
         return;
     }
+    if (s->body.line_over_cap) {
+        session_error(s, 552, "5.3.4", "Message refused: line too long");
+        session_tx_reset(s);
+        return;
+    }
     if (s->body.bare_seen && s->env->opts->bare_lf == SMTPD_BARE_LF_REJECT) {
         session_error(s, 550, "5.5.2", "Message refused: bare <CR> or <LF> in data");
         session_tx_reset(s);
