@@ -138,9 +138,15 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
         conn_flush(c);
         return;
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    if (what & BEV_EVENT_ERROR) {
         session_eof(c->sess);
         conn_free(c);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        /* a half-close: the client may still read the replies to what it sent */
+        session_eof(c->sess);
+        conn_flush(c);
     }
 }
 
