@@ -245,6 +245,9 @@ SMTPD_API void *smtpd_session_get_user(const smtpd_session *s);
 /*
  * Create a server. opts may be NULL (defaults); it and hooks are copied. user is passed
  * to every hook. Returns NULL when out of memory or when opts are invalid.
+ * The first call in a process turns on libevent's pthreads locking and, if SIGPIPE still
+ * has its default action, ignores SIGPIPE (a client closing while we write is an error
+ * to handle, not a reason for the process to die).
  */
 SMTPD_API smtpd_server *smtpd_server_new(const smtpd_options *opts, const smtpd_hooks *hooks,
                                          void *user);

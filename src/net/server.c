@@ -9,6 +9,7 @@
 #include "smtp/options.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <stdarg.h>
@@ -20,11 +21,21 @@
 static pthread_once_t server_evthread_once = PTHREAD_ONCE_INIT;
 static int server_evthread_rc;
 
-/* libevent's locking must be on before any base other threads will wake is made. */
+/* libevent's locking must be on before any base other threads will wake is made.
+   A client may close while we write to it: that must be EPIPE, not a SIGPIPE that kills
+   the process, so SIGPIPE is ignored unless the application has its own handler. */
 static void
 server_evthread_init(void)
 {
     server_evthread_rc = evthread_use_pthreads();
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof ign);
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
 }
 
 void
