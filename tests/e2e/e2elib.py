@@ -168,7 +168,7 @@ class Example:
         except OSError:
             return ""
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def wait(self, timeout=TIMEOUT):
@@ -431,7 +431,8 @@ class RecordingProxy:
 def run(argv, timeout=60, **kw):
     """Run a client program with a deadline; return CompletedProcess (text output)."""
     return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, **kw)
+                          stderr=subprocess.PIPE, timeout=timeout, text=True,
+                          errors="replace", **kw)
 
 
 def check_delivery(msg, *, content, sender, rcpts, reply_id=None, helo=None,
@@ -469,7 +470,9 @@ def check_trace(msg, *, helo=None, with_proto="ESMTP", addr="127.0.0.1"):
     assert received.startswith("Received: from "), received
     if helo is not None:
         assert received.startswith("Received: from " + helo), received
-    assert "[%s]" % addr in received or "[IPv6:%s]" % addr in received, received
+    # RFC 5321 4.4 TCP-info is an address literal: [1.2.3.4] or [IPv6:...] (4.1.3)
+    literal = "[IPv6:%s]" % addr if ":" in addr else "[%s]" % addr
+    assert re.search(r"\(([^()\s]+ )?%s\)" % re.escape(literal), received), received
     assert re.search(r"\bby %s\b" % re.escape(HOSTNAME), received), received
     assert re.search(r"\bwith %s\b" % re.escape(with_proto), received), received
     assert re.search(r"\bid %s\b" % re.escape(msg.id), received), received

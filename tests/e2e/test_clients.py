@@ -58,7 +58,8 @@ def test_swaks_data_file(catch, proxy_for, tmp_path):
     sent = one_block(proxy)
     check_delivery(got, content=sent, sender="alice@example.com", rcpts=["bob@example.net"],
                    reply_id=ids[0], helo=SWAKS_HELO)
-    assert sent == EML  # swaks sends a CRLF file as it is
+    # swaks sends a CRLF file as it is, then a CRLF of its own before the dot
+    assert sent == EML + CRLF
 
 
 def test_swaks_body_default_template(catch, proxy_for):

@@ -100,7 +100,7 @@ def test_sigterm_lets_open_session_finish(start):
     c = ex.raw()
     assert c.reply()[0] == 220
     assert c.cmd("EHLO " + CLIENT)[0] == 250
-    ex.signal(signal.SIGTERM)
+    ex.send_signal(signal.SIGTERM)
     # the listener closes at once ...
     deadline = time.monotonic() + 2
     refused = False
@@ -128,7 +128,7 @@ def test_sigterm_closes_idle_session_after_grace(start):
     assert c.reply()[0] == 220
     assert c.cmd("EHLO " + CLIENT)[0] == 250
     t0 = time.monotonic()
-    ex.signal(signal.SIGTERM)
+    ex.send_signal(signal.SIGTERM)
     assert c.reply() == (421, ["4.3.2 %s Service shutting down" % HOSTNAME])
     assert c.closed_by_peer()
     assert ex.wait(TIMEOUT) == 0
@@ -163,6 +163,18 @@ def test_ipv6_loopback(start):
                    rcpts=["b@example.net"], reply_id=rid, helo=CLIENT, addr="::1")
 
 
+@pytest.mark.parametrize("helo", ["[127.0.0.1]", "[IPv6:::1]"])
+def test_trace_keeps_address_literal_helo(catch, helo):
+    # RFC 5321 4.1.1.1: EHLO may give an address literal (smtplib does when the host has
+    # no FQDN), and 4.4 allows it as the FROM of Received
+    msg = b"Subject: literal\r\n\r\nx\r\n"
+    with catch.smtp(local_hostname=helo) as s:
+        assert s.sendmail("a@example.com", ["b@example.net"], msg) == {}
+        rid = s.last_id()
+    check_delivery(catch.next_message(), content=msg, sender="a@example.com",
+                   rcpts=["b@example.net"], reply_id=rid, helo=helo)
+
+
 def test_greeting_uses_hostname_option(catch):
     c = catch.raw()
     assert c.reply() == (220, ["%s ESMTP" % HOSTNAME])
@@ -184,7 +196,7 @@ def test_bad_command_line_exits_2(argv):
     path = os.path.join(examples_dir(), argv[0])
     r = run([path] + argv[1:], timeout=TIMEOUT)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert r.stdout == b"" and r.stderr != b""
+    assert r.stdout == "" and r.stderr != ""
 
 
 @pytest.mark.parametrize("name", ["catch", "validate"])
@@ -192,7 +204,7 @@ def test_port_in_use_exits_1(catch, name):
     path = os.path.join(examples_dir(), name)
     r = run([path, "127.0.0.1", str(catch.port)], timeout=TIMEOUT)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert b"listen" in r.stderr
+    assert "listen" in r.stderr
     good_transaction(catch, "unharmed")
 
 
