@@ -55,13 +55,13 @@ commands_finish_connect(smtpd_session *s, smtpd_verdict v)
             session_reply(s, 550, NULL, "Access denied: %s", hr->text ? hr->text : "not allowed");
         return;
     case SMTPD_TEMPFAIL:
-        session_reply(s, 421, NULL, "%s Service not available", o->hostname);
+        session_reply(s, 421, "4.3.2", "%s Service not available", o->hostname);
         return;
     case SMTPD_DISCONNECT:
     case SMTPD_PENDING:
         break;
     }
-    session_reply(s, 421, NULL, "%s Closing connection", o->hostname);
+    session_reply(s, 421, "4.7.0", "%s Closing connection", o->hostname);
 }
 
 static void
@@ -69,10 +69,6 @@ commands_helo_common(smtpd_session *s, const char *args, bool esmtp)
 {
     if (!*args) {
         session_error(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-        return;
-    }
-    if (s->helo && ++s->junk >= s->env->opts->max_junk) {
-        session_reply(s, 421, "4.7.0", "%s Error: too many commands", s->env->opts->hostname);
         return;
     }
     if (!parse_is_domain_or_literal(args, strlen(args)))
@@ -585,9 +581,12 @@ commands_run(smtpd_session *s, const char *line, size_t len)
         session_error(s, 501, "5.5.4", "Syntax: %s", cmd->syntax);
         return;
     }
+    /* a second HELO/EHLO is junk too (Postfix smtpd_junk_command_limit) */
+    bool junk = (cmd->flags & CMD_JUNK) || ((cmd->run == cmd_helo || cmd->run == cmd_ehlo) &&
+                                            s->helo != NULL);
     cmd->run(s, argbuf);
-    if ((cmd->flags & CMD_JUNK) && s->state != SESSION_CLOSING &&
-        ++s->junk >= s->env->opts->max_junk)
+    if (junk && ++s->junk >= s->env->opts->max_junk && s->state != SESSION_CLOSING &&
+        !session_is_blocked(s))
         session_reply(s, 421, "4.7.0", "%s Error: too many commands", s->env->opts->hostname);
 }
 

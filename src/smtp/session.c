@@ -244,7 +244,7 @@ session_start(smtpd_session *s, time_t now)
 void
 session_refuse_busy(smtpd_session *s)
 {
-    session_reply(s, 421, NULL, "%s Error: too many connections", s->env->opts->hostname);
+    session_reply(s, 421, "4.7.0", "%s Error: too many connections", s->env->opts->hostname);
 }
 
 bool
@@ -353,7 +353,8 @@ session_feed(smtpd_session *s, const char *p, size_t n, time_t now)
         i += session_feed_line(s, p + i, n - i);
         /* RFC 2920 3.1: after a command that must end a group, nothing may follow
            before our reply; without PIPELINING nothing may follow any command. */
-        if (i < n && s->line.len == 0 && (s->group_ended || !s->esmtp))
+        if (i < n && s->line.len == 0 &&
+            (s->group_ended || !s->esmtp || !s->env->opts->pipelining))
             s->findings |= SMTPD_FINDING_BAD_PIPELINING;
     }
     return i;
