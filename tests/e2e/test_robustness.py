@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -69,10 +70,48 @@ def test_garbage_then_disconnect(catch):
     assert c.reply()[0] == 220
     c.send(os.urandom(4096) + b"\r\n\x00\xff\r\n" + b"A" * 3000 + b"\r\n")
     c.close()
-    c = catch.raw()  # talks before the greeting, never reads, goes away
-    c.send(b"EHLO x\r\nMAIL FROM:<a@b>\r\n" * 50)
-    c.close()
     good_transaction(catch, "aftergarbage")
+
+
+def test_client_leaves_without_reading_replies(catch):
+    # the replies to these commands go to a socket the client has closed: the server
+    # gets EPIPE/ECONNRESET (never a fatal SIGPIPE) and drops only that session
+    for i in range(5):
+        c = catch.raw()
+        c.send(b"EHLO x\r\nMAIL FROM:<a@b>\r\n" * 50)
+        c.close()
+        time.sleep(0.1)
+        assert catch.proc.poll() is None, "example died: status %s" % catch.proc.poll()
+    good_transaction(catch, "afterleaving")
+
+
+def test_many_clients_at_once(catch):
+    errors, ids = [], []
+
+    def client(k):
+        try:
+            with catch.smtp(local_hostname=CLIENT) as s:
+                for j in range(5):
+                    msg = b"Subject: %d.%d\r\n\r\nbody %d.%d\r\n" % (k, j, k, j)
+                    assert s.sendmail("c%d@example.com" % k, ["r%d@example.net" % j], msg) == {}
+                    ids.append((s.last_id(), k, j))
+        except Exception as e:  # reported below
+            errors.append((k, e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert len(ids) == 50 and len({i for i, _, _ in ids}) == 50
+    want = {i: (k, j) for i, k, j in ids}
+    for _ in range(50):
+        got = catch.next_message()
+        k, j = want.pop(got.id)
+        check_delivery(got, content=b"Subject: %d.%d\r\n\r\nbody %d.%d\r\n" % (k, j, k, j),
+                       sender="c%d@example.com" % k, rcpts=["r%d@example.net" % j],
+                       helo=CLIENT)
 
 
 def test_many_idle_connections(catch):
@@ -133,6 +172,40 @@ def test_sigterm_closes_idle_session_after_grace(start):
     assert c.closed_by_peer()
     assert ex.wait(TIMEOUT) == 0
     assert time.monotonic() - t0 < 10
+
+
+def test_sigterm_while_recipient_pending_completes_in_grace(start):
+    ex = start("validate", "-d", "500", "-o", "stop-grace=5000")
+    c = ex.raw()
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO " + CLIENT)[0] == 250
+    assert c.cmd("MAIL FROM:<a@example.com>")[0] == 250
+    c.send(b"RCPT TO:<alice@example.com>\r\n")
+    time.sleep(0.1)  # the worker has it now
+    ex.send_signal(signal.SIGTERM)
+    assert c.reply() == (250, ["2.1.5 Ok"])
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: pending at stop\r\n\r\nok\r\n.\r\n")
+    assert c.reply()[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    assert ex.next_message().rcpts == ["alice@example.com"]
+    assert ex.wait(TIMEOUT) == 0
+
+
+def test_sigterm_while_recipient_pending_past_grace(start):
+    ex = start("validate", "-d", "3000", "-o", "stop-grace=300")
+    c = ex.raw()
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO " + CLIENT)[0] == 250
+    assert c.cmd("MAIL FROM:<a@example.com>")[0] == 250
+    c.send(b"RCPT TO:<alice@example.com>\r\n")
+    time.sleep(0.1)
+    ex.send_signal(signal.SIGTERM)
+    # the grace ends before the worker answers: 421 and close, the late answer dropped
+    assert c.reply() == (421, ["4.3.2 %s Service shutting down" % HOSTNAME])
+    assert c.closed_by_peer()
+    assert ex.wait(TIMEOUT) == 0
+    assert ex.events.get(timeout=TIMEOUT) == ("eof", None)  # and no message
 
 
 def test_two_servers_at_once(start):

@@ -180,3 +180,28 @@ def test_size_limit_from_option(start):
         assert s.sendmail("a@example.com", ["b@example.net"], b"small\r\n") == {}
     ex.next_message()
     ex.assert_no_message()
+
+
+def test_eight_bit_and_nul_octets(catch):
+    octets = bytes(b for b in range(256) if b not in (10, 13))
+    msg = b"Subject: octets\r\n\r\n" + octets + b"\r\n" + octets[::-1] + b"\r\n"
+    got = check_sent(catch, "a@example.com", ["b@example.net"], msg,
+                     mail_options=["BODY=8BITMIME"])
+    assert got.bit8 and "8bit-undeclared" not in got.findings
+    got = check_sent(catch, "a@example.com", ["b@example.net"], msg)
+    assert not got.bit8 and "8bit-undeclared" in got.findings
+
+
+def test_long_lines(catch):
+    # over 1000 octets is a finding but delivered; over 8 times that fails the message
+    msg = b"Subject: long\r\n\r\n" + b"l" * 5000 + b"\r\nshort\r\n"
+    got = check_sent(catch, "a@example.com", ["b@example.net"], msg)
+    assert "long-line" in got.findings
+    with catch.smtp(local_hostname=CLIENT) as s:
+        try:
+            s.sendmail("a@example.com", ["b@example.net"], b"x" * 9000 + b"\r\n")
+            raise AssertionError("accepted a 9000-octet line")
+        except smtplib.SMTPDataError as e:
+            assert e.smtp_code == 552 and e.smtp_error.startswith(b"5.3.4"), e
+        assert s.noop()[0] == 250
+    catch.assert_no_message()
