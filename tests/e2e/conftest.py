@@ -33,9 +33,16 @@ def start(tmp_path):
         return ex
 
     yield _start
+    bad = []
     for ex in started:
-        ex.close()
-        print("---- %s stderr ----\n%s" % (" ".join(ex.argv), ex.stderr_tail()))
+        rc = ex.close()
+        err = ex.stderr_tail(20000)
+        print("---- %s stderr ----\n%s" % (" ".join(ex.argv), err[-4000:]))
+        # every example must end cleanly: exit 0 on SIGTERM, no sanitizer report
+        if rc != 0 or "Sanitizer" in err or "runtime error:" in err:
+            bad.append("%s: exit status %s" % (" ".join(ex.argv), rc))
+    if bad:
+        pytest.fail("example did not end cleanly: " + "; ".join(bad))
 
 
 @pytest.fixture

@@ -192,10 +192,12 @@ class Example:
             self.proc.wait(timeout=TIMEOUT)
 
     def close(self):
-        self.stop()
+        """Stop (SIGTERM) if still running; return the exit status."""
+        rc = self.stop()
         self.reader.join(timeout=TIMEOUT)
         self.proc.stdout.close()
         self._err.close()
+        return rc
 
     def smtp(self, **kw):
         return RecordingSMTP(self.addr, self.port, timeout=TIMEOUT, **kw)
