@@ -1,12 +1,14 @@
 """examples/validate: sender patterns, a custom reply, recipients answered later by a
 worker thread (SMTPD_PENDING + smtpd_server_complete), and the postmaster."""
 
+import re
 import smtplib
 import threading
 
 import pytest
 
-from e2elib import HOSTNAME, check_delivery
+from e2elib import HOSTNAME, check_delivery, data_blocks
+from test_clients import CURL_HELO, SWAKS_HELO, curl, curl_ids, swaks, swaks_ids
 
 CLIENT = "client.e2e.test"
 REJECTED = "5.7.1 Requested action not taken: mailbox name not allowed"
@@ -187,3 +189,54 @@ def test_recipients_from_command_line(start):
     assert c.cmd("RCPT TO:<alice@example.com>")[0] == 553
     assert c.cmd("RCPT TO:<only@example.net>")[0] == 250
     c.close()
+
+
+def test_curl_with_a_refused_recipient(validate, proxy_for, tmp_path):
+    f = tmp_path / "msg.eml"
+    f.write_bytes(b"Subject: curl\r\n\r\nsome refused\r\n")
+    proxy = proxy_for(validate)
+    base = ["--mail-from", "sender@example.com", "--mail-rcpt", "alice@example.com",
+            "--mail-rcpt", "nobody@example.com", "--mail-rcpt", "carol@example.org",
+            "--upload-file", str(f)]
+    # curl gives up at the first refused recipient unless told otherwise
+    r = curl(proxy, *base)
+    assert r.returncode != 0
+    assert re.search(r"^< 553 %s" % re.escape(REJECTED), r.stderr, re.M), r.stderr
+    validate.assert_no_message()
+    r = curl(proxy, "--mail-rcpt-allowfails", *base)
+    assert r.returncode == 0, r.stderr
+    got = validate.next_message()
+    proxy.wait_closed()
+    sent = data_blocks(bytes(proxy.conns[-1]["c2s"]))
+    assert sent == [b"Subject: curl\r\n\r\nsome refused\r\n"]
+    check_delivery(got, content=sent[0], sender="sender@example.com",
+                   rcpts=["alice@example.com", "carol@example.org"],
+                   reply_id=curl_ids(r.stderr)[0], helo=CURL_HELO)
+
+
+def test_swaks_refused_sender(validate, proxy_for):
+    r = swaks(proxy_for(validate), "--from", "x@example.net", "--to", "alice@example.com")
+    assert r.returncode != 0
+    assert re.search(r"^<\*\*\s+553 %s" % re.escape(REJECTED), r.stdout, re.M), r.stdout
+    r = swaks(proxy_for(validate), "--from", "x@host.invalid", "--to", "alice@example.com")
+    assert r.returncode != 0
+    assert re.search(r"^<\*\*\s+550 %s" % re.escape(INVALID), r.stdout, re.M), r.stdout
+    validate.assert_no_message()
+
+
+def test_swaks_pipeline_with_pending_recipients(start, proxy_for):
+    ex = start("validate", "-d", "20")
+    proxy = proxy_for(ex)
+    r = swaks(proxy, "--pipeline", "--from", "sender@example.org",
+              "--to", "alice@example.com,nobody@example.com,bob@example.com,postmaster")
+    # swaks reports the refused recipient, and still sends to the others
+    assert re.search(r"^<\*\*\s+553 %s" % re.escape(REJECTED), r.stdout, re.M), r.stdout
+    ids = swaks_ids(r.stdout)
+    assert len(ids) == 1, r.stdout
+    got = ex.next_message()
+    proxy.wait_closed()
+    c2s = bytes(proxy.conns[0]["c2s"])
+    assert re.search(rb"MAIL FROM:[^\r]*\r\n(RCPT TO:[^\r]*\r\n){4}DATA\r\n", c2s), c2s[:500]
+    check_delivery(got, content=data_blocks(c2s)[0], sender="sender@example.org",
+                   rcpts=["alice@example.com", "bob@example.com", "postmaster"],
+                   reply_id=ids[0], helo=SWAKS_HELO)
