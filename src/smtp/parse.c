@@ -226,6 +226,8 @@ parse_skip_route(const char **s, size_t *len, bool *had_route)
             end++;
         if (!parse_is_domain_or_literal(p, (size_t)(end - p)))
             return false;
+        if (end + 1 == colon)
+            return false; /* "@a,:" has an empty hop */
         p = end < colon ? end + 1 : end;
     }
     *had_route = true;
@@ -312,8 +314,9 @@ parse_mailbox(const char *s, size_t len, bool allow_null, parse_path *out)
         if (!parse_is_local_part(s, (size_t)(at - s)) ||
             !parse_is_domain_or_literal(at + 1, len - (size_t)(at - s) - 1))
             return PARSE_EADDR;
-    } else if (!str_ieqn(s, "postmaster", 10) || len != 10) {
-        /* RFC 5321 4.5.1: only <Postmaster> may come without a domain */
+    } else if (allow_null || len != 10 || !str_ieqn(s, "postmaster", 10)) {
+        /* RFC 5321 4.1.1.3, 4.5.1: only the forward-path <Postmaster> may come without
+           a domain; a reverse-path (MAIL, the one that allows <>) always has one */
         return PARSE_EADDR;
     }
     if (!str_is_utf8(s, len))

@@ -41,9 +41,10 @@ typedef struct parse_path {
 } parse_path;
 
 /*
- * Parse the argument of MAIL or RCPT. prefix is "FROM:" or "TO:". allow_null allows <>
- * (MAIL); allow_bare_local allows a mailbox with no domain (only "postmaster", RCPT).
- * allow_utf8 allows UTF-8 in the address (the caller then checks SMTPUTF8 was declared).
+ * Parse the argument of MAIL or RCPT. prefix is "FROM:" or "TO:". allow_null is true for
+ * a reverse-path (MAIL): it allows <>; false for a forward-path (RCPT), which instead
+ * allows the bare <Postmaster>. UTF-8 addresses parse (is_8bit tells; the caller checks
+ * SMTPUTF8 was declared).
  */
 parse_status parse_path_arg(const char *arg, const char *prefix, bool allow_null,
                             parse_path *out);

@@ -49,13 +49,18 @@ reply_format(buf *out, int code, const char *enhanced, const char *text,
         size_t len = (size_t)n;
         /* Room for the text, leaving two octets for CRLF within the 512 limit. */
         size_t room = sizeof line - 2 - len;
-        if (tlen > room)
+        if (tlen > room) {
+            /* cut on a character boundary: never send a broken UTF-8 sequence */
             tlen = room;
+            while (tlen > 0 && ((unsigned char)p[tlen] & 0xc0) == 0x80)
+                tlen--;
+        }
         for (size_t i = 0; i < tlen; i++) {
             unsigned char c = (unsigned char)p[i];
             line[len++] = (c < 32 && c != '\t') || c == 127 ? '?' : (char)c;
         }
-        if (enhanced && tlen == 0 && len > 0 && line[len - 1] == ' ')
+        /* 4.2: "Reply-code [ SP textstring ]": no SP without text on the last line */
+        if (tlen == 0 && line[len - 1] == ' ')
             len--;
         if (line_cb)
             line_cb(ctx, line, len);
