@@ -577,6 +577,8 @@ def test_case(path):
     if ALARMING.search(stderr):
         report.append("alarming stderr:\n" + stderr[:4000])
     report += check_events(case, events, ids)
+    if os.environ.get("SMTPD_CASE_SHOW"):  # with pytest -s: show passing cases too
+        print("\n".join(["", "=== " + case.name] + transcript + events))
     if report:
         shown = [ln if len(ln) < 300 else ln[:300] + "..." for ln in events]
         pytest.fail("\n".join(report) + "\n--- transcript\n" + "\n".join(transcript[-60:])
