@@ -1,6 +1,8 @@
 /* trace.c - Return-Path and Received headers; see trace.h. */
 #include "smtp/trace.h"
 
+#include "smtp/parse.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -59,8 +61,14 @@ trace_append(buf *out, const trace_info *t)
     TRY(buf_append_str(out, "Return-Path: <"));
     TRY(trace_append_safe(out, t->sender, "<>"));
     TRY(buf_append_str(out, ">\r\nReceived: from "));
-    TRY(trace_append_safe(out, t->helo && *t->helo ? t->helo : "unknown", "()[];"));
-    TRY(buf_printf(out, " ([%s])\r\n\tby ", t->client_addr));
+    /* 4.4 From-domain: the EHLO argument, an address literal included; brackets only
+       survive when they form a valid literal */
+    const char *helo = t->helo && *t->helo ? t->helo : "unknown";
+    bool literal = helo[0] == '[' && parse_is_domain_or_literal(helo, strlen(helo));
+    TRY(trace_append_safe(out, helo, literal ? "();" : "()[];"));
+    /* 4.1.3: an IPv6 address literal carries the "IPv6:" tag */
+    TRY(buf_printf(out, " ([%s%s])\r\n\tby ", strchr(t->client_addr, ':') ? "IPv6:" : "",
+                   t->client_addr));
     TRY(trace_append_safe(out, t->host, "()[];"));
     TRY(buf_printf(out, " (libsmtpd) with %s id %s", with, t->id));
     if (t->for_rcpt) {
