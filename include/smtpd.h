@@ -169,7 +169,8 @@ typedef enum smtpd_log_dir {
  *
  * Before returning REJECT, TEMPFAIL or DISCONNECT, a hook may set its own reply with
  * smtpd_session_set_reply(); otherwise the seed's replies are used:
- *   on_connect REJECT  -> "550 Access denied: <text>"; afterwards only QUIT is allowed
+ *   on_connect REJECT  -> "550 Access denied: <text>" (the hook's code and text, if it set
+ *                         them, still in this form); afterwards only QUIT is allowed
  *   on_mail REJECT     -> "553 5.7.1 Requested action not taken: mailbox name not allowed"
  *   on_rcpt REJECT     -> the same 553 (postmaster, bare or at our hostname, never asks)
  *   TEMPFAIL           -> "451 4.3.0 Requested action aborted: local error in processing"

@@ -89,7 +89,9 @@ static void
 conn_process(conn *c)
 {
     struct evbuffer *input = bufferevent_get_input(c->bev);
-    while (!c->closing && !session_is_blocked(c->sess) && !session_is_closing(c->sess)) {
+    /* fed even while a hook is pending: the session consumes nothing then, but notes a
+       client that talks before the greeting */
+    while (!c->closing && !session_is_closing(c->sess)) {
         size_t len = evbuffer_get_length(input);
         if (len == 0)
             break;

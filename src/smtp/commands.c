@@ -49,10 +49,8 @@ commands_finish_connect(smtpd_session *s, smtpd_verdict v)
     case SMTPD_REJECT:
         /* the seed: "550 Access denied: <text>", then only QUIT */
         session_set_state(s, SESSION_DENIED);
-        if (hr->code)
-            session_reply(s, hr->code, NULL, "%s", hr->text ? hr->text : "");
-        else
-            session_reply(s, 550, NULL, "Access denied: %s", hr->text ? hr->text : "not allowed");
+        session_reply(s, hr->code ? hr->code : 550, NULL, "Access denied: %s",
+                      hr->text ? hr->text : "not allowed");
         return;
     case SMTPD_TEMPFAIL:
         session_reply(s, 421, "4.3.2", "%s Service not available", o->hostname);

@@ -59,7 +59,8 @@ trace_append(buf *out, const trace_info *t)
             return rc;                                                                      \
     } while (0)
     TRY(buf_append_str(out, "Return-Path: <"));
-    TRY(trace_append_safe(out, t->sender, "<>"));
+    /* paths were checked by the parser: a '>' can only be inside a quoted local part */
+    TRY(trace_append_safe(out, t->sender, NULL));
     TRY(buf_append_str(out, ">\r\nReceived: from "));
     /* 4.4 From-domain: the EHLO argument, an address literal included; brackets only
        survive when they form a valid literal */
@@ -73,7 +74,7 @@ trace_append(buf *out, const trace_info *t)
     TRY(buf_printf(out, " (libsmtpd) with %s id %s", with, t->id));
     if (t->for_rcpt) {
         TRY(buf_append_str(out, "\r\n\tfor <"));
-        TRY(trace_append_safe(out, t->for_rcpt, "<>;"));
+        TRY(trace_append_safe(out, t->for_rcpt, NULL));
         TRY(buf_append_str(out, ">"));
     }
     TRY(buf_printf(out, "; %s\r\n", date));
