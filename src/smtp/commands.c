@@ -32,6 +32,25 @@ typedef struct command {
 static const char rejected_mailbox[] = "Requested action not taken: mailbox name not allowed";
 static const char rejected_policy[] = "Requested action not taken: rejected by policy";
 
+/* The hooks that judge one string: on_helo, on_mail, on_rcpt. */
+typedef smtpd_verdict (*commands_value_hook)(smtpd_session *s, const char *value, void *user);
+
+/* Keep value as the candidate, ask the hook (none = ACCEPT) and finish the command when
+   the hook answered at once; a PENDING answer finishes in session_complete. */
+static void
+commands_ask(smtpd_session *s, session_wait kind, commands_value_hook hook, const char *value)
+{
+    s->cand.value = str_dup(value);
+    if (!s->cand.value) {
+        session_reply(s, 451, "4.3.0", "Error: out of memory");
+        return;
+    }
+    session_hook_begin(s, kind);
+    smtpd_verdict v = hook ? hook(s, s->cand.value, s->env->user) : SMTPD_ACCEPT;
+    if (!session_hook_end(s, v))
+        commands_finish(s, kind, v);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Greeting, HELO, EHLO                                                               */
 /* ---------------------------------------------------------------------------------- */
@@ -71,18 +90,8 @@ commands_helo_common(smtpd_session *s, const char *args, bool esmtp)
     }
     if (!parse_is_domain_or_literal(args, strlen(args)))
         s->findings |= SMTPD_FINDING_HELO_NOT_DOMAIN;
-    s->cand.value = str_dup(args);
     s->cand.esmtp = esmtp;
-    if (!s->cand.value) {
-        session_reply(s, 451, "4.3.0", "Error: out of memory");
-        return;
-    }
-    s->group_ended = true;
-    session_hook_begin(s, WAIT_HELO);
-    const smtpd_hooks *h = s->env->hooks;
-    smtpd_verdict v = h->on_helo ? h->on_helo(s, s->cand.value, s->env->user) : SMTPD_ACCEPT;
-    if (!session_hook_end(s, v))
-        commands_finish(s, WAIT_HELO, v);
+    commands_ask(s, WAIT_HELO, s->env->hooks->on_helo, args);
 }
 
 static void
@@ -216,16 +225,7 @@ cmd_mail(smtpd_session *s, const char *args)
         session_error(s, 553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
         return;
     }
-    s->cand.value = str_dup(p.addr);
-    if (!s->cand.value) {
-        session_reply(s, 451, "4.3.0", "Error: out of memory");
-        return;
-    }
-    session_hook_begin(s, WAIT_MAIL);
-    const smtpd_hooks *h = s->env->hooks;
-    smtpd_verdict v = h->on_mail ? h->on_mail(s, s->cand.value, s->env->user) : SMTPD_ACCEPT;
-    if (!session_hook_end(s, v))
-        commands_finish(s, WAIT_MAIL, v);
+    commands_ask(s, WAIT_MAIL, s->env->hooks->on_mail, p.addr);
 }
 
 static void
@@ -265,23 +265,16 @@ cmd_rcpt(smtpd_session *s, const char *args)
         session_reply(s, 452, "4.5.3", "Error: too many recipients");
         return;
     }
-    s->cand.value = str_dup(p.addr);
-    if (!s->cand.value) {
+    /* room for this recipient now, so that a 250 can never be followed by a lost one */
+    char **r = realloc(s->tx.rcpts, (s->tx.nrcpts + 1) * sizeof *r);
+    if (!r) {
         session_reply(s, 451, "4.3.0", "Error: out of memory");
         return;
     }
+    s->tx.rcpts = r;
     /* 4.5.1: postmaster MUST be accepted, so the hook is not asked */
-    if (parse_is_postmaster(p.addr, s->env->opts->hostname)) {
-        session_hook_begin(s, WAIT_RCPT);
-        session_hook_end(s, SMTPD_ACCEPT);
-        commands_finish(s, WAIT_RCPT, SMTPD_ACCEPT);
-        return;
-    }
-    session_hook_begin(s, WAIT_RCPT);
-    const smtpd_hooks *h = s->env->hooks;
-    smtpd_verdict v = h->on_rcpt ? h->on_rcpt(s, s->cand.value, s->env->user) : SMTPD_ACCEPT;
-    if (!session_hook_end(s, v))
-        commands_finish(s, WAIT_RCPT, v);
+    bool postmaster = parse_is_postmaster(p.addr, s->env->opts->hostname);
+    commands_ask(s, WAIT_RCPT, postmaster ? NULL : s->env->hooks->on_rcpt, p.addr);
 }
 
 static void
@@ -290,11 +283,7 @@ commands_finish_rcpt(smtpd_session *s, smtpd_verdict v)
     int code = session_verdict_reply(s, v, 250, "2.1.5", "Ok", 553, "5.7.1", rejected_mailbox);
     if (code / 100 != 2)
         return;
-    char **r = realloc(s->tx.rcpts, (s->tx.nrcpts + 1) * sizeof *r);
-    if (!r)
-        return; /* the 250 is out; the recipient is lost: only when out of memory */
-    s->tx.rcpts = r;
-    r[s->tx.nrcpts++] = s->cand.value;
+    s->tx.rcpts[s->tx.nrcpts++] = s->cand.value; /* cmd_rcpt made the room */
     s->cand.value = NULL;
 }
 
