@@ -72,21 +72,26 @@ typedef struct smtpd_options {
     const char *hostname;         /* [hostname] our name in the greeting, EHLO and Received;
                                      NULL = gethostname(). Copied by smtpd_server_new. */
     const char *banner;           /* [banner] greeting text after the hostname; NULL = "ESMTP" */
-    size_t max_message_size;      /* [max-message-size] octets, advertised in SIZE; 10240000 */
+    size_t max_message_size;      /* [max-message-size] octets, advertised in SIZE; 10240000;
+                                     at least 1024 */
     unsigned max_recipients;      /* [max-recipients] per message; 100 (RFC 5321 4.5.3.1.8) */
-    unsigned max_command_line;    /* [max-command-line] octets incl. CRLF; 512 (4.5.3.1.4) */
+    unsigned max_command_line;    /* [max-command-line] octets incl. CRLF; 512 (4.5.3.1.4);
+                                     512..4000. MAIL and RCPT get 64 more for the
+                                     parameters extensions add (RFC 1870 4, RFC 6531 3.4) */
     unsigned max_text_line;       /* [max-text-line] octets incl. CRLF; 1000 (4.5.3.1.6).
                                      Longer lines are a finding; lines over 8 times this
                                      make the message fail with "552 5.3.4 Message
                                      refused: line too long" at end of data. */
     unsigned command_timeout_ms;  /* [command-timeout] waiting for a command; 300000 */
     unsigned data_timeout_ms;     /* [data-timeout] waiting for a data block; 180000 */
-    unsigned max_errors;          /* [max-errors] bad commands before 421; 20 */
-    unsigned max_junk;            /* [max-junk] NOOP/RSET/VRFY/HELP/... before 421; 100 */
+    unsigned max_errors;          /* [max-errors] the Nth bad command is answered, then
+                                     421 and close; 20 */
+    unsigned max_junk;            /* [max-junk] the same for NOOP/RSET/VRFY/EXPN/HELP and
+                                     repeated HELO/EHLO; 100 */
     unsigned max_sessions;        /* [max-sessions] open sessions, more get 421; 1000 */
     size_t max_pending_input;     /* [max-pending-input] octets of pipelined input held while
                                      a hook is pending, or while the client does not read
-                                     its replies; 262144 */
+                                     its replies; 262144; at least 4096 */
     smtpd_bare_lf bare_lf;        /* [bare-lf] reject | normalize | accept; reject */
     int enhanced_status_codes;    /* [enhanced-status-codes] 0/1; 1 (RFC 2034) */
     int smtputf8;                 /* [smtputf8] offer SMTPUTF8; 1 (RFC 6531) */
