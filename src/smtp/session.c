@@ -413,6 +413,14 @@ session_complete(smtpd_session *s, uint64_t seq, smtpd_verdict v, int code,
 {
     if (s->waiting == WAIT_NONE || seq != s->wait_seq || v == SMTPD_PENDING)
         return SMTPD_ENOENT;
+    if (s->state == SESSION_CLOSING) {
+        /* a 421 (timeout, shutdown) or the client's close came first: that was the
+           last word, the late answer is dropped */
+        s->waiting = WAIT_NONE;
+        free(s->cand.value);
+        s->cand.value = NULL;
+        return SMTPD_OK;
+    }
     int rc = session_store_reply(s, code, enhanced, text);
     if (rc != SMTPD_OK)
         session_clear_hook_reply(s);
