@@ -602,6 +602,46 @@ test_sink_spans_not_bytes(void **state)
     buf_cleanup(&r.out);
 }
 
+/* smtpd.h max_text_line: a line over 8 times the limit makes the message fail (the
+   decoder notes it; the session refuses at the end). */
+static void
+test_line_over_cap(void **state)
+{
+    (void)state;
+    static char in[2000];
+    for (size_t len = 795; len <= 800; len++) {
+        memset(in, 'o', len);
+        memcpy(in + len, "\r\n.\r\n", 5);
+        body b;
+        result r;
+        result_init(&r);
+        body_init(&b, REJ, 100, false, sink_cb, &r);
+        assert_int_equal(body_feed(&b, in, len + 5), len + 5);
+        /* 798 octets + CRLF = 800 = 8 x 100 is still allowed */
+        assert_int_equal(b.line_over_cap, len + 2 > 800);
+        assert_int_equal(b.findings, SMTPD_FINDING_LONG_LINE);
+        buf_cleanup(&r.out);
+    }
+    /* the count spans pieces, and bare LF (not a line end) does not reset it... */
+    memset(in, 'o', 1000);
+    in[500] = '\n';
+    memcpy(in + 1000, "\r\n.\r\n", 5);
+    for (int mode = 0; mode < 3; mode++) {
+        body b;
+        result r;
+        result_init(&r);
+        body_init(&b, (smtpd_bare_lf)mode, 100, false, sink_cb, &r);
+        for (size_t off = 0; off < 1005; off += 67) {
+            size_t piece = 1005 - off < 67 ? 1005 - off : 67;
+            assert_int_equal(body_feed(&b, in + off, piece), piece);
+        }
+        assert_true(body_is_done(&b));
+        /* ...except in normalize mode, where it is stored as a line end */
+        assert_int_equal(b.line_over_cap, mode != SMTPD_BARE_LF_NORMALIZE);
+        buf_cleanup(&r.out);
+    }
+}
+
 int
 main(void)
 {
@@ -614,6 +654,7 @@ main(void)
         cmocka_unit_test(test_8bit_finding),
         cmocka_unit_test(test_big_message_pieces),
         cmocka_unit_test(test_sink_spans_not_bytes),
+        cmocka_unit_test(test_line_over_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
