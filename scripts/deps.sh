@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config git     # build
     libevent-dev libssl-dev                  # libsmtpd: event loop, (TLS later)
+    libsqlite3-dev libgmime-3.0-dev          # mailsink: store, MIME summaries
+    libjansson-dev sqlite3                   # mailsink: JSON output; sqlite3 for tests
     libcmocka-dev                            # unit tests
     clang libclang-rt-14-dev                 # libFuzzer targets and sanitizers
     python3-pytest swaks curl                # end-to-end and protocol-case tests
