@@ -15,7 +15,8 @@
  * output is bounded by the input; session_feed only stops early when blocked or closing;
  * completions with a wrong ticket are refused, a right one unblocks; delivered messages
  * have a well-formed trace and respect the limits and the bare-lf mode; on_data_chunk
- * saw exactly the delivered content.
+ * saw exactly the delivered content; with on_log, every command line gets exactly one
+ * reply.
  */
 #include "core/buf.h"
 #include "core/str.h"
@@ -54,6 +55,7 @@ typedef struct fz {
     size_t out_limit;
     bool final_seen; /* a final 221/421 line was sent */
     int multi_code;  /* code of an open multi-line reply, or 0 */
+    size_t awaiting; /* command lines logged without their final reply yet */
 } fz;
 
 static uint8_t
@@ -214,14 +216,27 @@ on_deliver_cb(smtpd_session *s, const smtpd_message *m, void *user)
     return fz_verdict(z, s, true);
 }
 
+/* The transcript: every command line (IN) gets exactly one final reply line (OUT). */
 static void
 on_log_cb(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len, void *user)
 {
     (void)s;
-    (void)user;
-    (void)dir;
+    fz *z = user;
     CHECK(line != NULL);
-    CHECK(memchr(line, '\n', len) == NULL || dir == SMTPD_LOG_IN);
+    CHECK(memchr(line, '\n', len) == NULL);
+    switch (dir) {
+    case SMTPD_LOG_IN:
+        z->awaiting++;
+        break;
+    case SMTPD_LOG_OUT:
+        CHECK(len >= 3 && len <= 510);
+        CHECK(memchr(line, '\r', len) == NULL);
+        if ((len == 3 || line[3] == ' ') && z->awaiting > 0)
+            z->awaiting--;
+        break;
+    case SMTPD_LOG_INFO:
+        break;
+    }
 }
 
 /* Check and remove the queued output. */
@@ -298,6 +313,7 @@ fz_complete(fz *z, smtpd_session *s, time_t now)
     CHECK(session_complete(s, t.seq, SMTPD_ACCEPT, 0, NULL, NULL, now) == SMTPD_ENOENT);
     z->have_ticket = false;
     fz_drain(z, s);
+    CHECK(z->awaiting == 0);
 }
 
 static int
@@ -401,6 +417,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* the session only stops early while blocked or closing */
             if (pos < plen)
                 CHECK(session_is_blocked(s) || session_is_closing(s));
+            /* one reply per command, unless its answer is pending */
+            if (!session_is_blocked(s))
+                CHECK(z.awaiting == 0);
         }
     }
     /* answer what is still pending, then end the session one of four ways */
