@@ -1,0 +1,254 @@
+/*
+ * main.c - the mailsink program: read the configuration, open the store, start libsmtpd
+ * with mailsink's hooks, serve until SIGTERM/SIGINT, then stop accepting, let sessions
+ * finish within the grace period, write what is queued and exit 0.
+ *
+ * Exit status: 0 after a clean stop, 1 for a failure at run time, 2 for bad
+ * configuration (then nothing was started: every check happens before the first
+ * listener accepts). Subcommands (list, show, ...) are in cli/subcommands.c.
+ */
+#include "mailsink/app.h"
+#include "mailsink/cli/config.h"
+#include "mailsink/cli/subcommands.h"
+#include "mailsink/log.h"
+#include "mailsink/mime.h"
+#include "mailsink/store/export.h"
+#include "mailsink/store/store.h"
+
+#include <smtpd.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+extern char **environ;
+
+#define EXEC_WORKERS 4
+#define INGEST_QUEUE_BYTES ((size_t)512 << 20)
+
+/* mkdir -p for the database's directory (mode 0700: the mail is private). */
+static int
+main_make_parent_dir(const char *path, char *err, size_t errsize)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        snprintf(err, errsize, "--db: path too long");
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errsize, "--db: cannot create directory %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+/* Split every configured exec command once, at start. */
+static int
+main_split_execs(app *a, const config *c, char *err, size_t errsize)
+{
+    struct {
+        const char *cmd;
+        char ***argv;
+    } execs[] = {{c->deliver_exec, &a->deliver_argv},
+                 {c->validate_host_exec, &a->host_argv},
+                 {c->validate_sender_exec, &a->sender_argv},
+                 {c->validate_recipient_exec, &a->rcpt_argv}};
+    for (size_t i = 0; i < sizeof execs / sizeof execs[0]; i++) {
+        if (!execs[i].cmd)
+            continue;
+        *execs[i].argv = config_split_argv(execs[i].cmd, err, errsize);
+        if (!*execs[i].argv)
+            return -1;
+        if (!a->exec && !(a->exec = exec_pool_new(EXEC_WORKERS, c->exec_timeout_s))) {
+            snprintf(err, errsize, "cannot start the exec workers");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* libsmtpd's options from mailsink's configuration. */
+static smtpd_server *
+main_new_server(const config *c, app *a, char *err, size_t errsize)
+{
+    smtpd_options o;
+    smtpd_options_init(&o);
+    o.hostname = c->hostname;
+    o.max_message_size = c->max_message_size;
+    o.max_recipients = c->max_recipients;
+    o.command_timeout_ms = c->command_timeout_s * 1000u;
+    o.data_timeout_ms = c->data_timeout_s * 1000u;
+    o.stop_grace_ms = c->stop_grace_s * 1000u;
+    smtpd_hooks hooks;
+    app_hooks(&hooks);
+    smtpd_server *srv = smtpd_server_new(&o, &hooks, a);
+    if (!srv) {
+        snprintf(err, errsize, "invalid server options (--hostname, limits)");
+        return NULL;
+    }
+    if (smtpd_server_configure(srv, "bare-lf", c->bare_lf) != SMTPD_OK) {
+        snprintf(err, errsize, "--bare-lf: %s", smtpd_server_errmsg(srv));
+        smtpd_server_free(srv);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->smtp.count; i++) {
+        char *addr = NULL, *port = NULL;
+        int rc = config_parse_listen(c->smtp.items[i], &addr, &port);
+        if (rc == 0)
+            rc = smtpd_server_listen(srv, addr, port);
+        free(addr);
+        free(port);
+        if (rc != 0) {
+            snprintf(err, errsize, "--smtp %s: %s", c->smtp.items[i],
+                     rc == -1 ? "bad address" : smtpd_server_errmsg(srv));
+            smtpd_server_free(srv);
+            return NULL;
+        }
+    }
+    return srv;
+}
+
+/* The order matters: programs still running may hand messages to the writer, and the
+   writer completes answers on the (stopped, not yet freed) server. */
+static void
+main_app_cleanup(app *a, smtpd_server *srv)
+{
+    exec_pool_free(a->exec); /* finishes running programs first */
+    ingest_stop(a->ingest);  /* writes what is queued */
+    smtpd_server_free(srv);
+    policy_free(a->policy);
+    config_free_argv(a->deliver_argv);
+    config_free_argv(a->host_argv);
+    config_free_argv(a->sender_argv);
+    config_free_argv(a->rcpt_argv);
+}
+
+static void
+main_announce(const config *c, smtpd_server *srv)
+{
+    for (size_t i = 0; i < c->smtp.count; i++) {
+        char *addr = NULL, *port = NULL;
+        if (config_parse_listen(c->smtp.items[i], &addr, &port) == 0)
+            log_msg(LOG_INFO, "listening on %s%s%s:%d", strchr(addr, ':') ? "[" : "", addr,
+                    strchr(addr, ':') ? "]" : "", smtpd_server_bound_port(srv, i));
+        free(addr);
+        free(port);
+    }
+    log_msg(LOG_INFO, "database %s", c->db_path);
+}
+
+/* Everything checked and opened; serve until a signal. */
+static int
+main_serve_until_signal(const config *c, smtpd_server *srv, const sigset_t *sigs)
+{
+    if (smtpd_server_start(srv) != SMTPD_OK) {
+        log_msg(LOG_ERROR, "%s", smtpd_server_errmsg(srv));
+        return 1;
+    }
+    main_announce(c, srv);
+    int sig = 0;
+    sigwait(sigs, &sig);
+    log_msg(LOG_INFO, "%s: stopping (grace %u s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+            c->stop_grace_s);
+    smtpd_server_stop(srv, (int)(c->stop_grace_s * 1000u));
+    return 0;
+}
+
+static int
+main_serve(const config *c)
+{
+    char err[512] = "";
+    app a = {.cfg = c};
+    store *st = NULL;
+    exporter *ex = NULL;
+    smtpd_server *srv = NULL;
+    int status = 2;
+
+    /* the signals are waited for by this thread; every thread started below inherits
+       the mask, so none of them is interrupted */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    mime_init();
+    if (strcmp(c->db_path, ":memory:") != 0 &&
+        main_make_parent_dir(c->db_path, err, sizeof err) != 0)
+        goto out;
+    if (!(st = store_open(c->db_path, STORE_WRITER, err, sizeof err)))
+        goto out;
+    if (!(ex = export_open(c->maildir, c->mbox, c->eml_dir, err, sizeof err)))
+        goto out;
+    if (!(a.policy = policy_new(c, err, sizeof err)))
+        goto out;
+    if (main_split_execs(&a, c, err, sizeof err) != 0)
+        goto out;
+    if (!(srv = main_new_server(c, &a, err, sizeof err)))
+        goto out;
+    ingest_limits lim = {c->max_messages, c->max_age_s, INGEST_QUEUE_BYTES};
+    if (!(a.ingest = ingest_start(st, ex, &lim))) {
+        snprintf(err, sizeof err, "cannot start the store writer");
+        goto out;
+    }
+    status = main_serve_until_signal(c, srv, &sigs);
+out:
+    if (status == 2 && err[0])
+        log_msg(LOG_ERROR, "%s", err);
+    main_app_cleanup(&a, srv);
+    export_close(ex);
+    store_close(st);
+    return status;
+}
+
+int
+main(int argc, char **argv)
+{
+    config c;
+    char err[512];
+    if (config_load(&c, argc, argv, environ, err, sizeof err) != 0) {
+        fprintf(stderr, "mailsink: %s\n", err);
+        config_cleanup(&c);
+        return 2;
+    }
+    log_init(c.log_format == CONFIG_LOG_JSON, c.verbose);
+    int status = 0;
+    switch (c.command) {
+    case CONFIG_CMD_HELP:
+        fputs(config_usage(), stdout);
+        break;
+    case CONFIG_CMD_VERSION:
+        printf("mailsink %s (libsmtpd %s)\n", SMTPD_VERSION_STRING, SMTPD_VERSION_STRING);
+        break;
+    case CONFIG_CMD_SERVE:
+        status = main_serve(&c);
+        break;
+    case CONFIG_CMD_LIST:
+    case CONFIG_CMD_SHOW:
+    case CONFIG_CMD_RAW:
+    case CONFIG_CMD_DELETE:
+    case CONFIG_CMD_WAIT:
+        status = subcommands_run(&c);
+        break;
+    }
+    config_cleanup(&c);
+    return status;
+}
