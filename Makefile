@@ -2,7 +2,7 @@
 #   make        build (build/)
 #   make test   install missing packages, build, run every test (also under ASan+UBSan,
 #               and a short fuzz smoke run)
-#   make run    install missing packages, build, start the example catcher on 127.0.0.1:1025
+#   make run    install missing packages, build, start mailsink (SMTP on 127.0.0.1:1025)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -42,8 +42,9 @@ fuzz-smoke:
 
 run: deps
 	$(MAKE) build
-	@echo "mailsink (example catcher): send mail to 127.0.0.1:1025; messages are printed here. Ctrl-C stops."
-	$(BUILD)/catch 127.0.0.1 1025
+	@echo "mailsink: send mail to 127.0.0.1:1025 (e.g. swaks --server 127.0.0.1:1025 --to you@example.com);"
+	@echo "          inspect it with '$(BUILD)/mailsink list' / 'show ID' / 'raw ID'. Ctrl-C stops."
+	$(BUILD)/mailsink
 
 install: build
 	cmake --install $(BUILD)
