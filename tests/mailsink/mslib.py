@@ -1,0 +1,600 @@
+"""Helpers for the mailsink end-to-end tests: run the program, read its database, talk SMTP.
+
+mailsink is started as `mailsink --smtp 127.0.0.1:0 --db PATH ...`; it writes
+`mailsink: listening on ADDR:PORT` (one line per listener, IPv6 as [ADDR]:PORT) and
+`mailsink: database PATH` to stderr. A reader thread keeps all of stderr (for the test
+and for the report of a failing test) and notes the listening lines.
+
+Everything here is bounded: sockets and processes have timeouts, loops have caps, and
+only 127.0.0.1 / ::1 are used. Every process runs with HOME and XDG_DATA_HOME inside the
+test's own temporary directory and without any MAILSINK_* variable of the caller.
+"""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+TIMEOUT = 20  # seconds for any single wait
+CRLF = b"\r\n"
+HOSTNAME = "mailsink.test"  # passed with --hostname where a test looks at replies
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(_HERE))
+
+_LISTENING = re.compile(r"listening on (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)")
+_ACCEPTED = re.compile(r"^2\.0\.0 (\S+) Message accepted for delivery$")
+
+
+def mailsink_bin():
+    path = os.environ.get("MAILSINK_BIN") or os.path.join(REPO, "build", "mailsink")
+    assert os.access(path, os.X_OK), (
+        "mailsink not found at %s: build it (cmake --build build) or set MAILSINK_BIN" % path)
+    return path
+
+
+def clean_env(tmp, extra=None):
+    """The environment every mailsink process gets: the caller's, minus MAILSINK_*, with
+    HOME and XDG_DATA_HOME inside tmp (so nothing touches the real home)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSINK_")}
+    home = os.path.join(str(tmp), "home")
+    xdg = os.path.join(str(tmp), "xdg")
+    os.makedirs(home, exist_ok=True)
+    os.makedirs(xdg, exist_ok=True)
+    env["HOME"] = home
+    env["XDG_DATA_HOME"] = xdg
+    env.pop("XDG_CONFIG_HOME", None)
+    env["LC_ALL"] = "C.UTF-8"
+    if extra:
+        for k, v in extra.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+    return env
+
+
+class Mailsink:
+    """A running `mailsink` server. argv is given complete except the program path."""
+
+    def __init__(self, args, tmp, env=None, listeners=1, db=None, cwd=None, name="mailsink"):
+        self.tmp = str(tmp)
+        self.argv = [mailsink_bin()] + list(args)
+        self.env = env if env is not None else clean_env(tmp)
+        self.db = db
+        self.cwd = cwd or self.tmp
+        self.errpath = os.path.join(self.tmp, "%s.stderr" % name)
+        self.lines = []  # stderr lines (str), as they come
+        self._cond = threading.Condition()
+        self._eof = False
+        self.expected_exit = 0  # what teardown expects; None: do not check
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=self.env, cwd=self.cwd, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.listeners = self.wait_listening(listeners)
+        self.addr, self.port = self.listeners[0]
+
+    def _read(self):
+        with open(self.errpath, "wb") as log:
+            # Bounded by the process: every iteration consumes output or ends.
+            while True:
+                line = self.proc.stderr.readline()
+                if not line:
+                    break
+                log.write(line)
+                log.flush()
+                with self._cond:
+                    self.lines.append(line.decode("utf-8", "replace"))
+                    self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for_line(self, pattern, timeout=TIMEOUT, start=0):
+        """The first stderr line (from index start) matching the regex; None on timeout."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    return None
+                self._cond.wait(min(left, 0.5))
+
+    def wait_listening(self, n, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = []
+                for line in self.lines:
+                    m = _LISTENING.search(line)
+                    if m:
+                        found.append((m.group(1).strip("[]"), int(m.group(2))))
+                if len(found) >= n:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    break
+                self._cond.wait(min(left, 0.5))
+        rc = self.proc.poll()
+        self.kill()
+        raise AssertionError("mailsink did not report %d listener(s) (exit %s); argv %s; "
+                             "stderr:\n%s" % (n, rc, self.argv, self.stderr()))
+
+    def stderr(self):
+        with self._cond:
+            return "".join(self.lines)
+
+    # -- process control ----------------------------------------------------------------
+
+    def send_signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout=TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=TIMEOUT):
+        """Signal and wait; the exit status, or None if it had to be killed."""
+        self.send_signal(sig)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.kill()
+        self._reader.join(timeout=TIMEOUT)
+        return rc
+
+    def kill(self):
+        """SIGKILL the whole process group (the program and any hook it runs)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+        try:
+            self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+        self._reader.join(timeout=TIMEOUT)
+
+    # -- clients ------------------------------------------------------------------------
+
+    def smtp(self, addr=None, port=None, **kw):
+        kw.setdefault("local_hostname", "client.test")
+        return RecordingSMTP(addr or self.addr, port or self.port, timeout=TIMEOUT, **kw)
+
+    def raw(self, addr=None, port=None):
+        return RawClient(addr or self.addr, port or self.port)
+
+    def cli(self, *args, **kw):
+        """Run a subcommand on this server's database: mailsink CMD --db DB ARGS..."""
+        assert self.db, "no database file for this server"
+        return cli(self.tmp, args[0], "--db", self.db, *args[1:], env=self.env, **kw)
+
+
+def cli(tmp, *args, env=None, timeout=30, input=None):
+    """Run `mailsink ARGS...` to completion; CompletedProcess with bytes out/err."""
+    if env is None:
+        env = clean_env(tmp)
+    return subprocess.run([mailsink_bin()] + list(args), input=input,
+                          stdin=None if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                          cwd=str(tmp), timeout=timeout)
+
+
+def show(r):
+    """A CompletedProcess for an assertion message."""
+    return "exit %s\nstdout: %r\nstderr: %r" % (r.returncode, r.stdout[:3000], r.stderr[:3000])
+
+
+# -- the database ---------------------------------------------------------------------------
+
+
+class Db:
+    """Read-only view of mailsink's SQLite database (table messages)."""
+
+    def __init__(self, path):
+        assert os.path.exists(path), "no database at %s" % path
+        self.path = path
+        self.conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+        self.conn.row_factory = sqlite3.Row
+        self.columns = [r[1] for r in self.conn.execute("PRAGMA table_info(messages)")]
+        assert self.columns, "no table 'messages' in %s" % path
+        for need in ("id", "raw"):
+            assert need in self.columns, "messages has no column %r: %r" % (need, self.columns)
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def ids(self):
+        return [r[0] for r in self.conn.execute("SELECT id FROM messages")]
+
+    def count(self):
+        return self.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+    def row(self, mid):
+        r = self.conn.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
+        return dict(r) if r is not None else None
+
+    def raw(self, mid):
+        r = self.conn.execute("SELECT raw FROM messages WHERE id = ?", (mid,)).fetchone()
+        if r is None:
+            return None
+        return bytes(r[0]) if not isinstance(r[0], str) else r[0].encode("utf-8")
+
+    def body(self, mid):
+        """raw[trace_size:]: the message as the client sent it (after unstuffing)."""
+        row = self.row(mid)
+        if row is None:
+            return None
+        raw = row["raw"]
+        raw = bytes(raw) if not isinstance(raw, str) else raw.encode("utf-8")
+        if "trace_size" in row:
+            return raw[row["trace_size"]:]
+        return raw[trace_size(raw):]
+
+    def integrity(self):
+        return [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+
+
+def db_ids(path):
+    with Db(path) as db:
+        return db.ids()
+
+
+def trace_size(raw):
+    """Octets of our trace headers at the start of raw: Return-Path, then one Received
+    (with its continuation lines). Used only when the table has no trace_size column."""
+    assert raw.startswith(b"Return-Path: "), raw[:200]
+    pos = raw.find(CRLF) + 2
+    assert raw.startswith(b"Received: ", pos), raw[:300]
+    end = raw.find(CRLF, pos)
+    for _ in range(50):
+        if end < 0 or raw[end + 2 : end + 3] not in (b" ", b"\t"):
+            break
+        end = raw.find(CRLF, end + 2)
+    return end + 2
+
+
+def wait_until(pred, timeout=10, interval=0.05):
+    """Poll pred() until true or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    v = pred()
+    for _ in range(int(timeout / interval) + 2):
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+        v = pred()
+    return v
+
+
+# -- the bytes on the wire -------------------------------------------------------------------
+
+
+def stuff(content):
+    return re.sub(rb"(?m)^\.", b"..", content)
+
+
+def unstuff(content):
+    lines = content.split(CRLF)
+    return CRLF.join(l[1:] if l.startswith(b".") else l for l in lines)
+
+
+def data_blocks(c2s):
+    """The DATA contents in a client-to-server byte stream, unstuffed, in order (a 354
+    is assumed for every DATA)."""
+    blocks = []
+    pos = 0
+    for _ in range(100000):
+        eol = c2s.find(CRLF, pos)
+        if eol < 0:
+            break
+        line = c2s[pos:eol]
+        pos = eol + 2
+        if line.upper() != b"DATA":
+            continue
+        if c2s.startswith(b"." + CRLF, pos):
+            blocks.append(b"")
+            pos += 3
+            continue
+        end = c2s.find(CRLF + b"." + CRLF, pos)
+        assert end >= 0, "unterminated DATA on the wire"
+        blocks.append(unstuff(c2s[pos : end + 2]))
+        pos = end + 5
+    return blocks
+
+
+class RecordingSMTP(smtplib.SMTP):
+    """smtplib.SMTP that keeps every byte it sends and every final DATA reply."""
+
+    def __init__(self, *a, **kw):
+        self.wire = bytearray()
+        self.data_replies = []
+        super().__init__(*a, **kw)
+
+    def send(self, s):
+        if isinstance(s, str):
+            s = s.encode(self.command_encoding)
+        self.wire += s
+        super().send(s)
+
+    def data(self, msg):
+        reply = super().data(msg)
+        self.data_replies.append(reply)
+        return reply
+
+    def last_id(self):
+        code, text = self.data_replies[-1]
+        assert code == 250, (code, text)
+        return accepted_id(text.decode("utf-8"))
+
+    def sent_blocks(self):
+        return data_blocks(bytes(self.wire))
+
+
+def accepted_id(text):
+    m = _ACCEPTED.match(text.strip())
+    assert m, "not an end-of-data 250 text: %r" % text
+    return m.group(1)
+
+
+def send(ms, sender, rcpts, msg, **kw):
+    """sendmail through ms; returns (id from the 250, the content put on the wire)."""
+    with ms.smtp() as s:
+        assert s.sendmail(sender, rcpts, msg, **kw) == {}
+        rid = s.last_id()
+        blocks = s.sent_blocks()
+    assert len(blocks) == 1
+    return rid, blocks[0]
+
+
+def simple(subject, body="hello\r\n", extra=b""):
+    return (b"From: a@x.example\r\nTo: b@y.example\r\nSubject: " + subject.encode("utf-8") +
+            b"\r\n" + extra + b"\r\n" + body.encode("utf-8"))
+
+
+class RawClient:
+    """A plain socket SMTP client."""
+
+    def __init__(self, host, port):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect((host, port))
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        self.send(line.encode("utf-8") + CRLF)
+        return self.reply()
+
+    def _line(self):
+        for _ in range(100000):
+            i = self.buf.find(CRLF)
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2 :]
+                return line.decode("utf-8", "replace")
+            assert len(self.buf) < 65536, "reply line too long"
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by server; unread: %r" % self.buf)
+            self.buf += chunk
+        raise AssertionError("no reply line")
+
+    def reply(self):
+        """One reply: (code, [text lines])."""
+        lines = []
+        for _ in range(100):
+            line = self._line()
+            assert re.match(r"^[2-5]\d\d([ -]|$)", line), line
+            lines.append(line[4:])
+            if len(line) == 3 or line[3] == " ":
+                return int(line[:3]), lines
+        raise AssertionError("reply with too many lines")
+
+    def closed_by_peer(self, timeout=TIMEOUT):
+        self.sock.settimeout(timeout)
+        try:
+            for _ in range(1000):
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+        return False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class RecordingProxy:
+    """Listens on 127.0.0.1:0 and relays each connection to mailsink, keeping the
+    client-to-server (c2s) bytes of every connection (for swaks and curl)."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.target = (host, port)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self._stop = threading.Event()
+        self._threads = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept(self):
+        deadline = time.monotonic() + 300
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            rec = {"c2s": bytearray(), "s2c": bytearray(), "done": threading.Event()}
+            self.conns.append(rec)
+            t = threading.Thread(target=self._relay, args=(c, rec), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _relay(self, c, rec):
+        s = socket.create_connection(self.target, timeout=TIMEOUT)
+        peers = {c: (s, rec["c2s"]), s: (c, rec["s2c"])}
+        open_dirs = 2
+        deadline = time.monotonic() + 120
+        try:
+            while open_dirs and time.monotonic() < deadline and not self._stop.is_set():
+                rd, _, _ = select.select(list(peers), [], [], 0.2)
+                for src in rd:
+                    dst, log = peers[src]
+                    try:
+                        chunk = src.recv(65536)
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        log += chunk
+                        dst.sendall(chunk)
+                    else:
+                        try:
+                            dst.shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+                        del peers[src]
+                        open_dirs -= 1
+        finally:
+            c.close()
+            s.close()
+            rec["done"].set()
+
+    def one_block(self):
+        """The single DATA content of the single connection so far."""
+        deadline = time.monotonic() + TIMEOUT
+        for rec in list(self.conns):
+            assert rec["done"].wait(max(0.0, deadline - time.monotonic())), "proxy still open"
+        assert len(self.conns) == 1, len(self.conns)
+        blocks = data_blocks(bytes(self.conns[0]["c2s"]))
+        assert len(blocks) == 1, blocks
+        return blocks[0]
+
+    def close(self):
+        self._stop.set()
+        self.lsock.close()
+        for t in self._threads:
+            t.join(timeout=TIMEOUT)
+
+
+# -- misc --------------------------------------------------------------------------------------
+
+
+def free_port(host="127.0.0.1"):
+    """A port nobody listens on right now (bound and released)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def is_listening(port, host="127.0.0.1"):
+    try:
+        c = socket.create_connection((host, port), timeout=2)
+    except OSError:
+        return False
+    c.close()
+    return True
+
+
+def have_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def run(argv, timeout=60, **kw):
+    """Run a client program with a deadline; CompletedProcess with text output."""
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout, text=True,
+                          errors="replace", **kw)
+
+
+def require_tool(name):
+    path = shutil.which(name)
+    assert path, "%s is not installed (scripts/deps.sh installs it)" % name
+    return path
+
+
+def json_messages(out):
+    """The message objects in `list --json` output: a JSON array, an object holding an
+    array (e.g. {"messages": [...]}), or one object per line."""
+    text = out.decode("utf-8") if isinstance(out, bytes) else out
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(doc, dict):
+        lists = [v for v in doc.values() if isinstance(v, list)]
+        assert len(lists) == 1, "no single list of messages in %r" % doc
+        doc = lists[0]
+    assert isinstance(doc, list), doc
+    for m in doc:
+        assert isinstance(m, dict), m
+    return doc
+
+
+def field(obj, *names):
+    """obj's value under the first of names present, case-insensitively (KeyError if none)."""
+    low = {k.lower(): v for k, v in obj.items()}
+    for n in names:
+        if n.lower() in low:
+            return low[n.lower()]
+    raise KeyError("none of %s in %r" % (names, sorted(obj)))
+
+
+def write_script(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+    return str(path)

@@ -1,0 +1,161 @@
+"""Start, restart and stop: the default database under XDG_DATA_HOME (or ~/.local/share)
+keeps mail across restarts, --db :memory: keeps none; SIGTERM/SIGINT stop accepting, let
+a session finish within the grace (else 421) and exit 0 with everything acknowledged
+stored; -v writes transcripts and --log-format json writes JSON lines to stderr."""
+
+import json
+import os
+import signal
+import time
+
+from mslib import (Db, HOSTNAME, TIMEOUT, accepted_id, clean_env, cli, field,
+                   is_listening, json_messages, send, show, simple)
+
+
+def files_under(root):
+    out = []
+    for dirpath, _, files in os.walk(str(root)):
+        out += [os.path.join(dirpath, f) for f in files]
+    return sorted(out)
+
+
+def test_default_database_under_xdg_data_home_survives_restart(start, tmp_path):
+    env = clean_env(tmp_path)
+    want = tmp_path / "xdg" / "mailsink" / "mailsink.db"
+    ms = start(db=None, env=env)
+    assert want.exists(), files_under(tmp_path)
+    assert "mailsink: database %s" % want in ms.stderr(), ms.stderr()
+    a = send(ms, "a@x.example", ["b@y.example"], simple("before restart"))[0]
+    assert ms.stop() == 0
+    ms2 = start(db=None, env=env)
+    b = send(ms2, "a@x.example", ["b@y.example"], simple("after restart"))[0]
+    # subcommands find the same default database
+    r = cli(tmp_path, "list", "--json", env=env)
+    assert r.returncode == 0, show(r)
+    assert [field(m, "id") for m in json_messages(r.stdout)] == [b, a]
+    with Db(str(want)) as db:
+        assert sorted(db.ids()) == sorted([a, b])
+    assert not (tmp_path / "home" / ".local").exists()
+
+
+def test_default_database_falls_back_to_home(start, tmp_path):
+    env = clean_env(tmp_path, {"XDG_DATA_HOME": None})
+    want = tmp_path / "home" / ".local" / "share" / "mailsink" / "mailsink.db"
+    ms = start(db=None, env=env)
+    a = send(ms, "a@x.example", ["b@y.example"], simple("home"))[0]
+    assert ms.stop() == 0
+    with Db(str(want)) as db:
+        assert db.ids() == [a]
+    r = cli(tmp_path, "raw", a, env=env)
+    assert r.returncode == 0, show(r)
+
+
+def test_memory_database_keeps_nothing(start, tmp_path):
+    env = clean_env(tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    before = files_under(tmp_path)
+    ms = start(db=":memory:", env=env, cwd=str(cwd))
+    rid = send(ms, "a@x.example", ["b@y.example"], simple("volatile"))[0]
+    assert rid
+    assert ms.stop() == 0
+    ms2 = start(db=":memory:", env=env, cwd=str(cwd))
+    assert ms2.stop() == 0
+    created = [f for f in files_under(tmp_path) if f not in before and not f.endswith(".stderr")]
+    assert created == [], "files written with --db :memory:: %r" % created
+
+
+def test_sigterm_lets_a_session_finish_within_grace(start):
+    ms = start("--stop-grace", "10")
+    with ms.raw() as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@x.example>")[0] == 250
+        assert c.cmd("RCPT TO:<b@y.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: in flight\r\n\r\nfirst half\r\n")
+        ms.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        # no longer accepting
+        assert not is_listening(ms.port), "still accepting connections after SIGTERM"
+        c.send(b"second half\r\n.\r\n")
+        code, text = c.reply()
+        assert code == 250, text
+        rid = accepted_id(text[0])
+        code, _ = c.cmd("QUIT")
+        assert code == 221
+    assert ms.wait(TIMEOUT) == 0
+    with Db(ms.db) as db:
+        assert db.ids() == [rid]
+        assert db.body(rid) == b"Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n"
+
+
+def test_sigterm_grace_then_421(start):
+    ms = start("--stop-grace", "1")
+    rid = send(ms, "a@x.example", ["b@y.example"], simple("acknowledged before stop"))[0]
+    with ms.raw() as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@x.example>")[0] == 250
+        assert c.cmd("RCPT TO:<b@y.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: never finished\r\n\r\npartial\r\n")
+        t0 = time.monotonic()
+        ms.send_signal(signal.SIGTERM)
+        code, text = c.reply()
+        took = time.monotonic() - t0
+        assert code == 421, text
+        assert text[0] == "4.3.2 %s Service shutting down" % HOSTNAME, text
+        assert 0.5 < took < 6, took
+        assert c.closed_by_peer(5)
+    assert ms.wait(TIMEOUT) == 0
+    with Db(ms.db) as db:
+        assert db.ids() == [rid]
+
+
+def test_sigint_exits_0_and_idle_stop_is_prompt(start):
+    ms = start("--stop-grace", "10")
+    rid = send(ms, "a@x.example", ["b@y.example"], simple("before sigint"))[0]
+    t0 = time.monotonic()
+    ms.send_signal(signal.SIGINT)
+    assert ms.wait(TIMEOUT) == 0
+    assert time.monotonic() - t0 < 3, "stop without sessions should not wait for the grace"
+    with Db(ms.db) as db:
+        assert db.ids() == [rid]
+        assert db.integrity() == ["ok"]
+
+
+def test_verbose_transcript(start):
+    ms = start("-v")
+    n = len(ms.lines)
+    rid = send(ms, "trace@x.example", ["b@y.example"], simple("verbose"))[0]
+    assert ms.wait_for_line(r"MAIL FROM:<trace@x\.example>", start=n, timeout=5), ms.stderr()
+    assert ms.wait_for_line(r"250 2\.1\.0 Ok", start=n, timeout=5), ms.stderr()
+    assert ms.wait_for_line(r"RCPT TO:<b@y\.example>", start=n, timeout=5), ms.stderr()
+    assert ms.wait_for_line(r"250 2\.0\.0 %s Message accepted" % rid, start=n, timeout=5)
+    # without -v, no transcript
+    quiet = start()
+    m = len(quiet.lines)
+    send(quiet, "quiet@x.example", ["b@y.example"], simple("quiet"))
+    time.sleep(0.5)
+    assert not any("quiet@x.example" in l for l in quiet.lines[m:]), quiet.stderr()
+
+
+def test_log_format_json(start):
+    ms = start("-v", "--log-format", "json")
+    send(ms, "json@x.example", ["b@y.example"], simple("json"))
+    assert ms.wait_for_line(r"json@x\.example", timeout=5), ms.stderr()
+    assert ms.stop() == 0
+    lines = [l for l in ms.stderr().splitlines() if l.strip()]
+    assert len(lines) >= 3
+    for l in lines:
+        obj = json.loads(l)  # every line is one JSON object
+        assert isinstance(obj, dict), l
+    assert any("MAIL FROM:<json@x.example>" in json.dumps(json.loads(l), ensure_ascii=False)
+               for l in lines)
+
+
+def test_log_format_text_startup_lines(ms):
+    err = ms.stderr()
+    assert "mailsink: listening on 127.0.0.1:%d" % ms.port in err, err
+    assert "mailsink: database %s" % ms.db in err, err
