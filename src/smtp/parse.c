@@ -128,8 +128,11 @@ parse_is_literal(const char *s, size_t len)
         if (!(parse_is_alpha((unsigned char)*p) || parse_is_digit((unsigned char)*p) ||
               *p == '-'))
             return false;
+    /* dcontent is %d33-90 / %d94-126; '<', '>' and '"' are refused as well, so that a
+       path reads the same with and without its brackets (no tag registered with IANA
+       needs them) */
     for (const char *p = colon + 1; p < s + len; p++)
-        if (*p < 33 || *p > 126 || *p == '[' || *p == ']' || *p == '\\')
+        if (*p < 33 || *p > 126 || strchr("[]\\<>\"", *p))
             return false;
     return true;
 }
