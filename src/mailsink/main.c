@@ -56,7 +56,7 @@ main_make_parent_dir(const char *path, char *err, size_t errsize)
         goto fail;
     return 0;
 fail:
-    snprintf(err, errsize, "--db: cannot create directory %s: %s", dir, strerror(errno));
+    snprintf(err, errsize, "--db: cannot create directory %.300s: %s", dir, strerror(errno));
     return -1;
 }
 
