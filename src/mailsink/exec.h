@@ -23,7 +23,11 @@ typedef struct exec_result {
 /* Called once per job, on a worker thread. */
 typedef void (*exec_done_cb)(const exec_result *r, void *ctx);
 
-/* workers: threads (and so programs running at once); timeout_s: deadline per job. */
+/* workers: threads (and so programs running at once); timeout_s: deadline per job,
+   counted from when the job starts (0 is taken as 1 s). The environment children inherit
+   is a snapshot taken here. Closing every inherited fd but 0-2 in the child relies on
+   glibc >= 2.34 (posix_spawn_file_actions_addclosefrom_np); our own fds are
+   close-on-exec in any case. */
 exec_pool *exec_pool_new(unsigned workers, unsigned timeout_s);
 /* Finish the queued and running jobs (each within its deadline), then free. */
 void exec_pool_free(exec_pool *p);

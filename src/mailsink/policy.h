@@ -3,7 +3,9 @@
  * --allow-host/--deny-host CIDR, --accept-sender/--reject-sender and
  * --accept-rcpt/--reject-rcpt globs (fnmatch, case-insensitive). A reject rule that
  * matches always wins; when accept rules exist, a value must match one of them.
- * Read-only after policy_new: any thread.
+ * Case folding is ASCII only. The null sender is "" and also matches the pattern "<>".
+ * An address that does not parse matches no host rule (so it is refused only when an
+ * allow list exists). Read-only after policy_new: any thread.
  */
 #ifndef MAILSINK_POLICY_H
 #define MAILSINK_POLICY_H

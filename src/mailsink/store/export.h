@@ -4,7 +4,9 @@
  * (--mbox FILE: mboxrd "From " lines and ">From " quoting, appended under a lock and
  * fsync'd) and one .eml per message (--eml-dir DIR: "<id>.eml", tmp name + fsync +
  * rename + directory fsync). File names come only from our ids, never from anything a
- * client sent. A file is either absent or complete. Used by the ingest thread only.
+ * client sent (ids of [A-Za-z0-9._-], at most 128 characters, not starting with '.').
+ * The mbox "From " line names the sender (MAILER-DAEMON for <>; spaces and controls
+ * become '_'). A file is either absent or complete. Used by the ingest thread only.
  */
 #ifndef MAILSINK_EXPORT_H
 #define MAILSINK_EXPORT_H
