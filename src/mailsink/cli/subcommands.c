@@ -416,8 +416,7 @@ cmd_list(const config *c, store *st)
         fprintf(stderr, "mailsink: out of memory\n");
         return EXIT_RUNTIME;
     }
-    /* SIZE_MAX: no limit; SQLite reads a negative LIMIT the same way */
-    n = store_list(st, c->arg, SIZE_MAX, list_row_cb, &x);
+    n = store_list(st, c->arg, 0, list_row_cb, &x); /* limit 0: all (sqlite.c) */
     if (n < 0 || x.failed) {
         json_decref(x.array);
         if (c->arg && *c->arg)
