@@ -380,35 +380,32 @@ test_postmaster_paths(void **state)
 }
 
 /* RFC 5321 4.1.1.2 / 4.1.2: the reverse-path is "<>" or a Mailbox, and a Mailbox always
-   has a domain. Only RCPT TO:<Postmaster> may come without one (4.5.1); parse.h says so
-   ("allow_bare_local ... only postmaster, RCPT") but parse_path_arg has no such switch. */
+   has a domain. Only RCPT TO:<Postmaster> may come without one (4.5.1).
+   Regression: MAIL FROM:<postmaster> was accepted (found by this test, fixed 79786da). */
 static void
 test_mail_from_bare_postmaster_refused(void **state)
 {
     (void)state;
     parse_path p;
-    parse_status st = parse_path_arg("FROM:<postmaster>", "FROM:", true, &p);
-    if (st == PARSE_OK) {
-        /* BUG: MAIL FROM:<postmaster> (no domain) is accepted as a reverse-path.
-           expected PARSE_EADDR (501 5.1.7), got PARSE_OK. */
-        skip();
-    }
-    assert_int_equal(st, PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:<postmaster>", "FROM:", true, &p), PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:postmaster", "FROM:", true, &p), PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:<@r.example:postmaster>", "FROM:", true, &p),
+                     PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:<postmaster@mx.example>", "FROM:", true, &p),
+                     PARSE_OK);
 }
 
-/* RFC 5321 4.1.2: A-d-l = At-domain *( "," At-domain ): no empty hop after a comma. */
+/* RFC 5321 4.1.2: A-d-l = At-domain *( "," At-domain ): no empty hop after a comma.
+   Regression: "@a," was accepted (found by this test, fixed 79786da). */
 static void
 test_route_trailing_comma_refused(void **state)
 {
     (void)state;
     parse_path p;
-    parse_status st = parse_path_arg("FROM:<@a.example,:u@d.example>", "FROM:", true, &p);
-    if (st == PARSE_OK) {
-        /* BUG: a source route with a trailing comma "@a," is accepted.
-           expected PARSE_EADDR, got PARSE_OK. */
-        skip();
-    }
-    assert_int_equal(st, PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:<@a.example,:u@d.example>", "FROM:", true, &p),
+                     PARSE_EADDR);
+    assert_int_equal(parse_path_arg("TO:<@a.example,@b.example,:u@d.example>", "TO:", false, &p),
+                     PARSE_EADDR);
 }
 
 typedef struct param_case {
@@ -715,16 +712,16 @@ test_domain_or_literal(void **state)
 }
 
 /* RFC 5321 4.1.3: General-address-literal = Standardized-tag ":" 1*dcontent, and
-   dcontent (%d33-90 / %d94-126) includes '>' and '"'. A path holding such a literal is
-   accepted without angle brackets but refused inside them, where the first '>' (or a
-   '"' opening a "quoted" run) ends the path early. The trace headers then print
-   "Return-Path: <a@[x:>]>". Found by fuzz_parse (round trip of the parsed address). */
+   dcontent (%d33-90 / %d94-126) includes '>', '<' and '"'. Inside < > the first '>' (or
+   a '"' opening a quoted run) would end the path early, so the parser refuses these
+   octets in a literal, and a path must parse the same with or without brackets.
+   Regression: accepted bare, refused bracketed (found by fuzz_parse, fixed d48bb03). */
 static void
 test_general_literal_brackets(void **state)
 {
     (void)state;
-    static const char *const addrs[] = {"a@[x:>]", "a@[x:\"]", "a@[x:<>]"};
-    int mismatches = 0;
+    static const char *const addrs[] = {"a@[x:>]", "a@[x:\"]", "a@[x:<>]", "a@[x:<]",
+                                        "a@[x:y]", "a@[x:a@b]"};
     for (size_t i = 0; i < ARRAY_LEN(addrs); i++) {
         char bare[64], bracketed[64];
         snprintf(bare, sizeof bare, "FROM:%s", addrs[i]);
@@ -732,18 +729,14 @@ test_general_literal_brackets(void **state)
         parse_path p;
         parse_status st_bare = parse_path_arg(bare, "FROM:", true, &p);
         parse_status st_br = parse_path_arg(bracketed, "FROM:", true, &p);
-        if (st_bare != st_br) {
-            print_message("%s: without brackets %s, with brackets %s\n", addrs[i],
-                          status_name(st_bare), status_name(st_br));
-            mismatches++;
-        }
+        if (st_bare != st_br)
+            fail_msg("%s: without brackets %s, with brackets %s", addrs[i],
+                     status_name(st_bare), status_name(st_br));
     }
-    if (mismatches) {
-        /* BUG: the same mailbox parses differently with and without < >. expected the
-           same status for both forms (either accept '>' and '"' in a literal inside
-           brackets, or refuse them in both), got OK without and EADDR with brackets. */
-        skip();
-    }
+    parse_path p;
+    assert_int_equal(parse_path_arg("FROM:<a@[x:>]>", "FROM:", true, &p), PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:a@[x:>]", "FROM:", true, &p), PARSE_EADDR);
+    assert_int_equal(parse_path_arg("FROM:<a@[x:y]>", "FROM:", true, &p), PARSE_OK);
 }
 
 int
