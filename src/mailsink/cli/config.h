@@ -76,7 +76,7 @@ typedef struct config {
     char *config_file; /* --config FILE */
 
     /* subcommand arguments */
-    bool json;          /* list --json */
+    bool json;          /* list --json, show --json */
     bool all;           /* delete --all */
     char *arg;          /* the ID (show/raw/delete) or QUERY (list) */
     char *wait_to;      /* wait --to */

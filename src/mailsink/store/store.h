@@ -67,8 +67,9 @@ int store_put_batch(store *st, const store_msg *msgs, size_t n, char *err, size_
    older_than_ms (0 = none). Returns the number deleted, or -1. */
 long store_prune(store *st, uint64_t max_messages, int64_t older_than_ms);
 
-/* Newest first. query: NULL/"" for all, else an FTS5 search over subject, addresses and
-   text. The callback returns false to stop. Returns rows seen, or -1. */
+/* Newest first, at most limit rows (0 = all). query: NULL/"" for all, else an FTS5
+   search over subject, addresses and text. The callback returns false to stop. Returns
+   rows seen, or -1. */
 long store_list(store *st, const char *query, size_t limit,
                 bool (*cb)(const store_row *row, void *ctx), void *ctx);
 
@@ -78,7 +79,8 @@ int store_get(store *st, const char *id, store_row *row);
 int store_get_raw(store *st, const char *id, char **data, size_t *len);
 void store_row_cleanup(store_row *row);
 
-/* Delete one message (0; -1 when not found) or all (returns count). */
+/* Delete one message (0; -1 when not found) or all (returns count). A STORE_READER
+   handle may delete too (the subcommands do, while the server runs). */
 int store_delete(store *st, const char *id);
 long store_delete_all(store *st);
 
