@@ -161,9 +161,11 @@ def test_hostname_precedence(start, tmp_path):
                     % (tmp_path / "conf.db"))
     ms = start("--config", str(conf), smtp=False, db=None, hostname=False)
     assert greeting(ms) == "file.example"
+    assert ms.stop() == 0  # one server at a time on the file's database
     env = clean_env(tmp_path, {"MAILSINK_HOSTNAME": "env.example"})
     ms2 = start("--config", str(conf), smtp=False, db=None, hostname=False, env=env)
     assert greeting(ms2) == "env.example"
+    assert ms2.stop() == 0
     ms3 = start("--config", str(conf), "--hostname", "flag.example", smtp=False, db=None,
                 hostname=False, env=env)
     assert greeting(ms3) == "flag.example"
@@ -209,7 +211,8 @@ def test_env_beats_file_and_flag_beats_env_for_numbers(start, tmp_path):
             for i in range(5):
                 if c.cmd("RCPT TO:<r%d@y.example>" % i)[0] == 250:
                     n += 1
-            return n
+        assert ms.stop() == 0  # one server at a time on the database
+        return n
 
     assert rcpts_ok(start("--config", str(conf))) == 1
     assert rcpts_ok(start("--config", str(conf), env=env)) == 2
