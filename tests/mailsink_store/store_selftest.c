@@ -1,0 +1,820 @@
+/*
+ * store_selftest.c - the SQLite store (src/mailsink/store/sqlite.c) and the MIME summary
+ * (src/mailsink/mime.c) against a real database file in a temporary directory: batches,
+ * search with hostile queries, byte-exact raw, pruning, deletes keeping the FTS index
+ * consistent, a reader beside the writer, disk full and a locked store (nothing of a
+ * failed batch visible), corrupt and too-new databases refused.
+ *
+ * Standalone (no cmocka); build by hand, e.g. from the repository root:
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=address,undefined \
+ *      -Isrc -Iinclude $(pkg-config --cflags gmime-3.0 | sed 's/-I/-isystem /g') \
+ *      tests/mailsink_store/store_selftest.c src/mailsink/store/sqlite.c \
+ *      src/mailsink/mime.c $(pkg-config --libs sqlite3 gmime-3.0) -lpthread
+ * Exit status 0 when every check passed.
+ */
+#include "mailsink/mime.h"
+#include "mailsink/store/store.h"
+
+#include <sqlite3.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...) check((cond), __FILE__, __LINE__, __VA_ARGS__)
+
+__attribute__((format(printf, 4, 5))) static bool
+check(bool ok, const char *file, int line, const char *fmt, ...)
+{
+    if (ok) {
+        passed++;
+        return true;
+    }
+    failed++;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s:%d: FAIL: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return false;
+}
+
+/* ---- messages --------------------------------------------------------------------- */
+
+static const char msg_multipart[] =
+    "Return-Path: <alice@example.org>\r\n"
+    "Received: from client.example (client.example [192.0.2.1]) by mailsink; "
+    "Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    "From: \"M\xc3\xbcller, Hans\" <hans@example.com>\r\n"
+    "To: bob@example.net, \"=?UTF-8?B?SsO8cmdlbg==?=\" <j@example.net>\r\n"
+    "Cc: carol@example.net\r\n"
+    "Reply-To: noreply@example.com\r\n"
+    "Subject: Quarterly invoice\r\n"
+    "Date: Mon, 1 Jan 2024 10:00:00 +0100\r\n"
+    "Message-ID: <part1@example.com>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+    "\r\n"
+    "--XX\r\n"
+    "Content-Type: multipart/alternative; boundary=\"YY\"\r\n"
+    "\r\n"
+    "--YY\r\n"
+    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Hallo   W=FCrld,\r\n"
+    "\r\n"
+    "  please find the zebrafish report attached.\r\n"
+    "--YY\r\n"
+    "Content-Type: text/html\r\n"
+    "\r\n"
+    "<p>Hallo W&uuml;rld</p>\r\n"
+    "--YY--\r\n"
+    "--XX\r\n"
+    "Content-Type: application/pdf; name=\"r.pdf\"\r\n"
+    "Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "JVBERi0=\r\n"
+    "--XX\r\n"
+    "Content-Type: image/png; name=\"logo.png\"\r\n"
+    "Content-Disposition: inline\r\n"
+    "Content-ID: <logo@x>\r\n"
+    "\r\n"
+    "AAAA\r\n"
+    "--XX--\r\n";
+
+static const char msg_encoded[] =
+    "From: =?ISO-8859-1?Q?J=E9r=F4me?= <jerome@example.fr>\r\n"
+    "To: Bob <bob@example.net>\r\n"
+    "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n"
+    "Message-ID: broken id without brackets\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "\r\n"
+    "<html><head><title>hidden</title><style>p{color:red}</style></head>\r\n"
+    "<body><p>Tom &amp; Jerry &lt;3&nbsp;caf&#233; &#x263A; &quot;x&quot; &#39;y&#39;</p>"
+    "<script>alert(1)</script><div>end</div></body></html>\r\n";
+
+/* Not MIME, not even headers: binary junk with NULs, 8-bit and CR/LF mixed in. */
+static const char msg_junk[] = "\x00\x01\xff\xfe junk \r\n\x80\x81 more\n\r\x00 bytes\r\n";
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static sqlite3 *captured_db; /* the last connection opened in this process */
+
+/* An auto extension runs for every new connection: the test's way to reach the
+   writer's own handle (to shrink its max_page_count or its busy timeout) through
+   SQLite's public API, without a test hook in the store. */
+static int
+capture_db_cb(sqlite3 *db, const char **errmsg, const struct sqlite3_api_routines *api)
+{
+    (void)errmsg;
+    (void)api;
+    captured_db = db;
+    return SQLITE_OK;
+}
+
+static char *
+path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p == NULL)
+        abort();
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* One text value from a separate connection, for checks the store API cannot make. */
+static char *
+side_query(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char *out = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(stmt, 0);
+        out = strdup(v ? (const char *)v : "");
+    } else {
+        fprintf(stderr, "side query '%s': %s\n", sql, db ? sqlite3_errmsg(db) : "no db");
+        out = strdup("(error)");
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+}
+
+static bool
+side_query_is(const char *path, const char *sql, const char *want)
+{
+    char *got = side_query(path, sql);
+    bool ok = CHECK(strcmp(got, want) == 0, "%s: got '%s', want '%s'", sql, got, want);
+    free(got);
+    return ok;
+}
+
+typedef struct fixture {
+    mime_summary sums[3];
+    store_msg msgs[3];
+    const char *rcpts[3][2];
+    char ids[3][32];
+} fixture;
+
+static void
+fixture_init(fixture *f, const char *prefix)
+{
+    static const char *const raws[] = {msg_multipart, msg_encoded, msg_junk};
+    static const size_t lens[] = {sizeof(msg_multipart) - 1, sizeof(msg_encoded) - 1,
+                                  sizeof(msg_junk) - 1};
+    memset(f, 0, sizeof(*f));
+    for (int i = 0; i < 3; i++) {
+        snprintf(f->ids[i], sizeof(f->ids[i]), "%s%d", prefix, i);
+        CHECK(mime_summarize(raws[i], lens[i], &f->sums[i]) == 0, "summarize %d", i);
+        f->rcpts[i][0] = "Bob@Example.NET";
+        f->rcpts[i][1] = i == 2 ? "\"odd \\\" quote\"@example.org" : "carol@example.net";
+        f->msgs[i] = (store_msg){.id = f->ids[i],
+                                 .received_ms = 1700000000000 + i * 1000,
+                                 .sender = i == 1 ? "" : "alice@example.org",
+                                 .rcpts = f->rcpts[i],
+                                 .rcpt_count = 2,
+                                 .client_addr = "192.0.2.1",
+                                 .helo = i == 2 ? NULL : "client.example",
+                                 .findings = (unsigned)i,
+                                 .raw = raws[i],
+                                 .raw_len = lens[i],
+                                 .trace_size = 10,
+                                 .summary = &f->sums[i]};
+    }
+}
+
+static void
+fixture_cleanup(fixture *f)
+{
+    for (int i = 0; i < 3; i++)
+        mime_summary_cleanup(&f->sums[i]);
+}
+
+/* ---- MIME ------------------------------------------------------------------------- */
+
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+static bool
+utf8_is_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n, min;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 1, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3, min = 0x10000;
+        } else {
+            return false;
+        }
+        unsigned cp = c & (0x3F >> n);
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+static bool
+summary_is_sane(const mime_summary *s)
+{
+    const char *f[] = {s->from, s->to,         s->cc,      s->reply_to, s->subject,
+                       s->date, s->message_id, s->snippet, s->text,     s->attachment_names};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (f[i] == NULL || !utf8_is_valid(f[i]))
+            return false;
+    return strlen(s->text) <= 1024 * 1024;
+}
+
+/* Garbage in every shape: random bytes, the test messages with bytes flipped and cut
+   short, a megabyte header line, deep nesting. Nothing may crash (ASan watches), every
+   field must be valid UTF-8. */
+static void
+test_mime_garbage(void)
+{
+    unsigned seed = 12345;
+    char buf[4096];
+    bool sane = true;
+    for (int round = 0; round < 300; round++) {
+        const char *base = round % 2 ? msg_multipart : msg_encoded;
+        size_t len = strlen(base);
+        memcpy(buf, base, len);
+        for (int k = 0; k < 1 + round % 40; k++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[(seed >> 8) % len] = (char)(seed >> 16);
+        }
+        if (round % 3 == 0)
+            len = (seed >> 4) % len;
+        mime_summary s;
+        if (mime_summarize(buf, len, &s) != 0 || !summary_is_sane(&s))
+            sane = false;
+        mime_summary_cleanup(&s);
+    }
+    CHECK(sane, "mutated messages summarize to sane fields");
+
+    size_t big = 3 * 1024 * 1024;
+    char *huge = malloc(big);
+    if (huge == NULL)
+        abort();
+    memcpy(huge, "Subject: ", 9);
+    memset(huge + 9, 'A', big / 2);
+    static const char ct[] = "\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n";
+    static const char part[] = "--b\r\nContent-Type: text/plain\r\n\r\n\xe9\xe9\r\n";
+    size_t at = 9 + big / 2;
+    memcpy(huge + at, ct, sizeof(ct) - 1);
+    at += sizeof(ct) - 1;
+    while (at + sizeof(part) < big) { /* many parts, the last one never closed */
+        memcpy(huge + at, part, sizeof(part) - 1);
+        at += sizeof(part) - 1;
+    }
+    mime_summary s;
+    CHECK(mime_summarize(huge, at, &s) == 0 && summary_is_sane(&s), "huge header and body");
+    CHECK(strlen(s.subject) == big / 2, "long subject kept: %zu", strlen(s.subject));
+    mime_summary_cleanup(&s);
+
+    /* HTML of nothing but unclosed invisible elements: linear, not quadratic, time */
+    static const char html_head[] = "Content-Type: text/html\r\n\r\n";
+    memcpy(huge, html_head, sizeof(html_head) - 1);
+    for (at = sizeof(html_head) - 1; at + 8 < big; at += 7)
+        memcpy(huge + at, at % 2 ? "<style>" : "<title>", 7);
+    time_t t0 = time(NULL);
+    CHECK(mime_summarize(huge, at, &s) == 0 && *s.text == '\0', "unclosed <style>: %.20s", s.text);
+    CHECK(time(NULL) - t0 < 10, "unclosed <style> took %lds", (long)(time(NULL) - t0));
+    mime_summary_cleanup(&s);
+    free(huge);
+}
+
+static void
+test_mime(void)
+{
+    mime_summary s;
+    CHECK(mime_summarize(msg_multipart, sizeof(msg_multipart) - 1, &s) == 0, "multipart");
+    CHECK(strcmp(s.from, "\"M\xc3\xbcller, Hans\" <hans@example.com>") == 0, "from: %s", s.from);
+    CHECK(strcmp(s.to, "bob@example.net, J\xc3\xbcrgen <j@example.net>") == 0, "to: %s", s.to);
+    CHECK(strcmp(s.reply_to, "noreply@example.com") == 0, "reply-to: %s", s.reply_to);
+    CHECK(strcmp(s.date, "Mon, 1 Jan 2024 10:00:00 +0100") == 0, "date: %s", s.date);
+    CHECK(strcmp(s.message_id, "part1@example.com") == 0, "message-id: %s", s.message_id);
+    CHECK(strncmp(s.snippet, "Hallo W\xc3\xbcrld, please find", 24) == 0, "snippet: %s", s.snippet);
+    CHECK(strstr(s.text, "zebrafish") != NULL, "text: %s", s.text);
+    CHECK(s.attachments == 1, "attachments %u (inline image with Content-ID excluded)",
+          s.attachments);
+    CHECK(strcmp(s.attachment_names, "r\xc3\xa9sum\xc3\xa9.pdf") == 0, "names: %s",
+          s.attachment_names);
+    mime_summary_cleanup(&s);
+
+    CHECK(mime_summarize(msg_encoded, sizeof(msg_encoded) - 1, &s) == 0, "encoded");
+    CHECK(strcmp(s.subject, "Gr\xc3\xbc\xc3\x9f"
+                            "e aus K\xc3\xb6ln") == 0,
+          "subject: %s", s.subject);
+    CHECK(strcmp(s.from, "J\xc3\xa9r\xc3\xb4me <jerome@example.fr>") == 0, "from: %s", s.from);
+    CHECK(strcmp(s.snippet, "Tom & Jerry <3 caf\xc3\xa9 \xe2\x98\xba \"x\" 'y' end") == 0,
+          "html snippet: [%s]", s.snippet);
+    CHECK(strstr(s.text, "hidden") == NULL && strstr(s.text, "alert") == NULL,
+          "head/script dropped: %s", s.text);
+    CHECK(strcmp(s.message_id, "broken id without brackets") == 0, "id: %s", s.message_id);
+    mime_summary_cleanup(&s);
+
+    CHECK(mime_summarize(msg_junk, sizeof(msg_junk) - 1, &s) == 0, "junk");
+    CHECK(s.from && s.to && s.cc && s.reply_to && s.subject && s.date && s.message_id &&
+              s.snippet && s.text && s.attachment_names,
+          "junk: no NULL field");
+    CHECK(strstr(s.text, "more") != NULL && strstr(s.text, "bytes") != NULL,
+          "junk text kept past NULs: %s", s.text);
+    CHECK(utf8_is_valid(s.text), "junk text is UTF-8");
+    mime_summary_cleanup(&s);
+
+    CHECK(mime_summarize("", 0, &s) == 0 && *s.text == '\0' && *s.subject == '\0', "empty");
+    mime_summary_cleanup(&s);
+}
+
+/* ---- the store -------------------------------------------------------------------- */
+
+typedef struct collected {
+    int n;
+    char ids[16][32];
+    char rcpts[16][128];
+} collected;
+
+static bool
+collect_cb(const store_row *row, void *ctx)
+{
+    collected *c = ctx;
+    if (c->n < 16) {
+        snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", row->id);
+        snprintf(c->rcpts[c->n], sizeof(c->rcpts[0]), "%s", row->rcpts);
+    }
+    c->n++;
+    return true;
+}
+
+static bool
+stop_cb(const store_row *row, void *ctx)
+{
+    (void)row;
+    (void)ctx;
+    return false;
+}
+
+static long
+search(store *st, const char *q, collected *c)
+{
+    memset(c, 0, sizeof(*c));
+    return store_list(st, q, 0, collect_cb, c);
+}
+
+static void
+test_put_list_search(store *st, fixture *f)
+{
+    char err[256] = "";
+    CHECK(store_put_batch(st, f->msgs, 3, err, sizeof(err)) == 0, "put batch: %s", err);
+    CHECK(store_count(st) == 3, "count 3");
+
+    collected c;
+    CHECK(search(st, NULL, &c) == 3 && c.n == 3, "list all: %d", c.n);
+    CHECK(strcmp(c.ids[0], "m2") == 0 && strcmp(c.ids[2], "m0") == 0, "newest first: %s..%s",
+          c.ids[0], c.ids[2]);
+    CHECK(strcmp(c.rcpts[2], "Bob@Example.NET, carol@example.net") == 0, "rcpts: %s", c.rcpts[2]);
+    CHECK(strcmp(c.rcpts[0], "Bob@Example.NET, \"odd \\\" quote\"@example.org") == 0,
+          "rcpt with quotes survives JSON: %s", c.rcpts[0]);
+    CHECK(store_list(st, "", 2, collect_cb, memset(&c, 0, sizeof(c))) == 2, "limit 2");
+    CHECK(store_list(st, NULL, 0, stop_cb, NULL) == 1, "callback stops the list");
+
+    static const struct {
+        const char *q;
+        int want; /* -1: any count, but no error */
+        const char *first;
+    } searches[] = {
+        {"zebrafish", 1, "m0"},
+        {"zebra", 1, "m0"},
+        {"koln", 1, "m1"},
+        {"Köln Grüße", 1, "m1"},
+        {"resume", 1, "m0"},
+        {"hans@example.com", 1, "m0"},
+        {"bob@example.net", 3, "m2"},
+        {"\"Tom & Jerry\"", 1, "m1"},
+        {"junk bytes", 1, "m2"},
+        {"zebrafish koln", 0, NULL},
+        {"quarterly", 1, "m0"},
+        {"   ", 3, "m2"},
+        {"\"a AND (b", 0, NULL},
+        {"\"", 0, NULL},
+        {"\"\"", 0, NULL},
+        {"*", 0, NULL},
+        {"NEAR(a b)", -1, NULL},
+        {"subject:invoice", 0, NULL}, /* filters are the HTTP layer's; here a phrase */
+        {"-foo", 0, NULL},
+        {"a OR b", -1, NULL},
+        {"^x", -1, NULL},
+        {"'", 0, NULL},
+        {"\\", 0, NULL},
+        {"(((", 0, NULL},
+        {"{subject}: x", -1, NULL},
+        {"zebra\"fish", 0, NULL},
+        {"\"unterminated zeb", 0, NULL},
+        {"AND", 0, NULL},
+        {"OR NOT", 0, NULL},
+        {"\x80\xff", 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(searches) / sizeof(searches[0]); i++) {
+        long n = search(st, searches[i].q, &c);
+        if (!CHECK(n >= 0, "search [%s] errored", searches[i].q) || searches[i].want < 0)
+            continue;
+        CHECK(n == searches[i].want, "search [%s]: %ld hits, want %d", searches[i].q, n,
+              searches[i].want);
+        if (searches[i].first != NULL && n > 0)
+            CHECK(strcmp(c.ids[0], searches[i].first) == 0, "search [%s]: first %s", searches[i].q,
+                  c.ids[0]);
+    }
+}
+
+static void
+test_get(store *st)
+{
+    store_row row;
+    CHECK(store_get(st, "m0", &row) == 0, "get m0");
+    CHECK(strcmp(row.summary.subject, "Quarterly invoice") == 0, "subject %s", row.summary.subject);
+    CHECK(strcmp(row.sender, "alice@example.org") == 0 && strcmp(row.helo, "client.example") == 0,
+          "envelope");
+    CHECK(row.size == sizeof(msg_multipart) - 1 && row.findings == 0 && !row.read, "size");
+    CHECK(row.received_ms == 1700000000000 && row.seq > 0, "received");
+    CHECK(strstr(row.summary.text, "zebrafish") != NULL, "get loads the text");
+    CHECK(row.summary.attachments == 1, "attachments");
+    store_row_cleanup(&row);
+
+    CHECK(store_get(st, "latest", &row) == 0 && strcmp(row.id, "m2") == 0, "latest");
+    CHECK(strcmp(row.helo, "") == 0 && row.findings == 2, "NULL helo reads as \"\"");
+    store_row_cleanup(&row);
+    CHECK(store_get(st, "nope", &row) == -1, "unknown id");
+    store_row_cleanup(&row);
+
+    static const char *const raws[] = {msg_multipart, msg_encoded, msg_junk};
+    static const size_t lens[] = {sizeof(msg_multipart) - 1, sizeof(msg_encoded) - 1,
+                                  sizeof(msg_junk) - 1};
+    for (int i = 0; i < 3; i++) {
+        char id[8], *data;
+        size_t len;
+        snprintf(id, sizeof(id), "m%d", i);
+        CHECK(store_get_raw(st, id, &data, &len) == 0, "raw %s", id);
+        CHECK(len == lens[i] && memcmp(data, raws[i], len) == 0, "raw %s byte-exact", id);
+        free(data);
+    }
+    char *data;
+    size_t len;
+    CHECK(store_get_raw(st, "nope", &data, &len) == -1 && data == NULL, "raw unknown");
+
+    CHECK(store_count_matching(st, NULL, NULL) == 3, "match all");
+    CHECK(store_count_matching(st, "bob@EXAMPLE", NULL) == 3, "to, case-insensitive");
+    CHECK(store_count_matching(st, "odd \\\" quote", NULL) == 1, "to with quote");
+    CHECK(store_count_matching(st, "carol", "INVOICE") == 1, "to and subject");
+    CHECK(store_count_matching(st, "%", NULL) == 0, "%% is no wildcard");
+    CHECK(store_count_matching(st, NULL, "_") == 0, "_ is no wildcard");
+    CHECK(store_count_matching(st, "nobody", NULL) == 0, "no recipient");
+}
+
+/* A batch that fails leaves nothing behind: a duplicate id in the middle, a full disk, a
+   store locked by another process. After each, the store works again. */
+static void
+test_batch_failures(store *st, sqlite3 *db, const char *path)
+{
+    fixture f;
+    fixture_init(&f, "dup");
+    snprintf(f.ids[2], sizeof(f.ids[2]), "m1"); /* already stored */
+    char err[256] = "";
+    long before = store_count(st);
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == -1, "duplicate id fails");
+    CHECK(strstr(err, "UNIQUE") != NULL, "duplicate: %s", err);
+    CHECK(store_count(st) == before, "nothing of the failed batch visible");
+
+    /* disk full: no page may be added beyond what the file has now */
+    snprintf(f.ids[2], sizeof(f.ids[2]), "dup2");
+    size_t big = 2 * 1024 * 1024;
+    char *raw = calloc(1, big);
+    f.msgs[1].raw = raw;
+    f.msgs[1].raw_len = big;
+    sqlite3_exec(db, "PRAGMA max_page_count = 1", NULL, NULL, NULL); /* clamps to current */
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == -1, "disk full fails");
+    CHECK(strstr(err, "database or disk is full") != NULL, "disk full: %s", err);
+    CHECK(store_count(st) == before, "nothing visible after disk full");
+    sqlite3_exec(db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == 0, "recovers: %s", err);
+    CHECK(store_count(st) == before + 3, "batch after disk full stored");
+    free(raw);
+
+    /* locked: another connection holds the write lock past our busy timeout */
+    sqlite3 *other = NULL;
+    sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL);
+    CHECK(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK, "lock");
+    sqlite3_busy_timeout(db, 50);
+    snprintf(f.ids[0], sizeof(f.ids[0]), "lock0");
+    snprintf(f.ids[1], sizeof(f.ids[1]), "lock1");
+    snprintf(f.ids[2], sizeof(f.ids[2]), "lock2");
+    f.msgs[1].raw = msg_encoded;
+    f.msgs[1].raw_len = sizeof(msg_encoded) - 1;
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == -1, "locked store fails");
+    CHECK(strstr(err, "locked") != NULL, "locked: %s", err);
+    sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(other);
+    sqlite3_busy_timeout(db, 5000);
+    CHECK(store_count(st) == before + 3, "nothing visible after lock");
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == 0, "after lock: %s", err);
+
+    CHECK(store_delete_all(st) == before + 6, "delete all");
+    fixture_cleanup(&f);
+}
+
+typedef struct reader_ctx {
+    const char *path;
+    volatile bool stop;
+    int errors;
+    long reads;
+    char err[256];
+} reader_ctx;
+
+/* A reader on its own handle, polling while the writer commits batches: in WAL mode it
+   must never see an error or a partial batch (counts are multiples of 3). */
+static void *
+reader_thread(void *arg)
+{
+    reader_ctx *r = arg;
+    store *rd = store_open(r->path, STORE_READER, r->err, sizeof(r->err));
+    if (rd == NULL) {
+        r->errors++;
+        return NULL;
+    }
+    while (!r->stop) {
+        long n = store_count(rd);
+        collected c;
+        long l = search(rd, "zebrafish", &c);
+        if (n < 0 || n % 3 != 0 || l < 0)
+            r->errors++;
+        r->reads++;
+    }
+    store_close(rd);
+    return NULL;
+}
+
+static void
+test_concurrent_reader(store *st, const char *path)
+{
+    reader_ctx r = {.path = path};
+    pthread_t t;
+    pthread_create(&t, NULL, reader_thread, &r);
+    char err[256] = "";
+    int failures = 0;
+    for (int b = 0; b < 30; b++) {
+        fixture f;
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "c%d-", b);
+        fixture_init(&f, prefix);
+        failures += store_put_batch(st, f.msgs, 3, err, sizeof(err)) != 0;
+        fixture_cleanup(&f);
+    }
+    r.stop = true;
+    pthread_join(t, NULL);
+    CHECK(failures == 0, "writer beside reader: %s", err);
+    CHECK(r.errors == 0 && r.reads > 0, "reader: %d errors in %ld reads %s", r.errors, r.reads,
+          r.err);
+
+    store *rd = store_open(path, STORE_READER, err, sizeof(err));
+    CHECK(rd != NULL, "reader open: %s", err);
+    CHECK(store_count(rd) == 90, "reader sees 90");
+    CHECK(store_delete(rd, "c0-0") == 0, "reader deletes");
+    CHECK(store_count(st) == 89, "writer sees the reader's delete");
+    store_close(rd);
+}
+
+static void
+test_prune_delete(store *st, const char *path)
+{
+    long n = store_count(st);
+    CHECK(store_prune(st, 2, 0) == n - 2, "prune to 2");
+    CHECK(store_count(st) == 2, "2 left");
+    collected c;
+    search(st, NULL, &c);
+    CHECK(c.n == 2 && strcmp(c.ids[0], "c29-2") == 0 && strcmp(c.ids[1], "c29-1") == 0,
+          "the newest stay: %s %s", c.ids[0], c.ids[1]);
+    side_query_is(path, "SELECT count(*) FROM messages_fts", "2");
+    CHECK(store_prune(st, 2, 0) == 0, "prune at the limit deletes nothing");
+    CHECK(store_prune(st, 0, 1700000001500) == 1, "prune by age");
+    char *raw = NULL;
+    size_t raw_len;
+    CHECK(store_count(st) == 1 && store_get_raw(st, "c29-2", &raw, &raw_len) == 0,
+          "the younger stays");
+    free(raw);
+
+    fixture f;
+    fixture_init(&f, "d");
+    char err[256];
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == 0, "put: %s", err);
+    fixture_cleanup(&f);
+    CHECK(store_delete(st, "d1") == 0 && store_delete(st, "d1") == -1, "delete once");
+    CHECK(store_delete(st, "latest") == 0 && store_get(st, "d2", &(store_row){0}) == -1,
+          "delete latest");
+    CHECK(search(st, "koln", &c) == 0, "deleted message gone from search");
+    side_query_is(path, "SELECT count(*) FROM messages_fts", "2");
+    side_query_is(path,
+                  "SELECT count(*) FROM messages_fts WHERE rowid NOT IN "
+                  "(SELECT seq FROM messages)",
+                  "0");
+    CHECK(store_delete_all(st) == 2 && store_count(st) == 0, "delete all");
+    side_query_is(path, "SELECT count(*) FROM messages_fts", "0");
+    CHECK(store_delete(st, "latest") == -1, "delete latest of none");
+}
+
+static void
+test_integrity(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    CHECK(sqlite3_exec(db, "INSERT INTO messages_fts(messages_fts) VALUES('integrity-check')", NULL,
+                       NULL, NULL) == SQLITE_OK,
+          "fts integrity-check: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    side_query_is(path, "PRAGMA integrity_check", "ok");
+    side_query_is(path, "PRAGMA user_version", "1");
+    side_query_is(path, "PRAGMA journal_mode", "wal");
+}
+
+static void
+write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL || fwrite(data, 1, len, fp) != len || fclose(fp) != 0)
+        abort();
+}
+
+static bool
+open_fails(const char *path, store_mode mode, const char *want)
+{
+    char err[512] = "";
+    store *st = store_open(path, mode, err, sizeof(err));
+    store_close(st);
+    return CHECK(st == NULL && strstr(err, want) != NULL, "open %s: want '%s', got '%s'", path,
+                 want, st ? "(opened)" : err);
+}
+
+/* Databases that must be refused, each with a message that names the problem. */
+static void
+test_refusals(const char *dir, const char *good)
+{
+    char *missing = path_in(dir, "missing.db");
+    open_fails(missing, STORE_READER, "no database at");
+    CHECK(access(missing, F_OK) != 0, "a reader creates no file");
+    open_fails(":memory:", STORE_READER, "needs a database file");
+    char *nodir = path_in(dir, "no/such/dir.db");
+    open_fails(nodir, STORE_WRITER, "cannot open database");
+
+    char *junk = path_in(dir, "junk.db");
+    static const char text[] = "this is not an SQLite database, just text. padding padding "
+                               "padding padding padding padding padding padding padding\n";
+    write_file(junk, text, sizeof(text) - 1);
+    open_fails(junk, STORE_WRITER, "is corrupt");
+    open_fails(junk, STORE_READER, "is corrupt");
+
+    char *empty = path_in(dir, "empty.db");
+    sqlite3 *db = NULL;
+    sqlite3_open(empty, &db);
+    sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL);
+    sqlite3_close(db);
+    open_fails(empty, STORE_READER, "no mailsink schema");
+
+    /* a newer mailsink's database: refused by reader and writer alike, unchanged */
+    sqlite3_open(good, &db);
+    sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL);
+    open_fails(good, STORE_READER, "schema version 7");
+    open_fails(good, STORE_WRITER, "schema version 7");
+    sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+    sqlite3_close(db);
+    free(missing);
+    free(nodir);
+    free(junk);
+    free(empty);
+}
+
+/* A real database with pages overwritten in the middle: quick_check finds it. */
+static void
+test_corrupt_pages(const char *dir)
+{
+    char *path = path_in(dir, "damaged.db");
+    char err[256] = "";
+    store *st = store_open(path, STORE_WRITER, err, sizeof(err));
+    fixture f;
+    for (int b = 0; st != NULL && b < 20; b++) {
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "x%d-", b);
+        fixture_init(&f, prefix);
+        store_put_batch(st, f.msgs, 3, err, sizeof(err));
+        fixture_cleanup(&f);
+    }
+    store_close(st); /* checkpoints: everything is in the main file now */
+    int fd = open(path, O_WRONLY);
+    char junk[4096];
+    memset(junk, 0x5A, sizeof(junk));
+    for (off_t page = 2; page < 12; page++)
+        if (pwrite(fd, junk, sizeof(junk), page * 4096) != (ssize_t)sizeof(junk))
+            abort();
+    close(fd);
+    open_fails(path, STORE_WRITER, "is corrupt");
+    free(path);
+}
+
+static void
+test_memory(void)
+{
+    char err[256] = "";
+    store *st = store_open(":memory:", STORE_WRITER, err, sizeof(err));
+    if (!CHECK(st != NULL, "memory: %s", err))
+        return;
+    fixture f;
+    fixture_init(&f, "mem");
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == 0, "memory put: %s", err);
+    collected c;
+    CHECK(search(st, "zebrafish", &c) == 1 && strcmp(c.ids[0], "mem0") == 0, "memory search");
+    CHECK(store_prune(st, 1, 0) == 2 && store_count(st) == 1, "memory prune");
+
+    /* the least a message can be: no octets, no recipients, no summary */
+    store_msg empty = {.id = "empty", .sender = "", .client_addr = ""};
+    CHECK(store_put_batch(st, &empty, 1, err, sizeof(err)) == 0, "empty message: %s", err);
+    char *raw = NULL;
+    size_t len = 1;
+    CHECK(store_get_raw(st, "latest", &raw, &len) == 0 && raw != NULL && len == 0, "empty raw");
+    free(raw);
+    store_row row;
+    CHECK(store_get(st, "empty", &row) == 0 && *row.rcpts == '\0' && *row.summary.text == '\0',
+          "empty row");
+    store_row_cleanup(&row);
+    fixture_cleanup(&f);
+    store_close(st);
+}
+
+int
+main(void)
+{
+    char dir[] = "/tmp/store_selftest.XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    mime_init();
+    sqlite3_auto_extension((void (*)(void))capture_db_cb);
+    test_mime();
+    test_mime_garbage();
+
+    char *path = path_in(dir, "mail.db");
+    char err[256] = "";
+    store *st = store_open(path, STORE_WRITER, err, sizeof(err));
+    sqlite3 *db = captured_db;
+    if (!CHECK(st != NULL, "open writer: %s", err))
+        return 1;
+    fixture f;
+    fixture_init(&f, "m");
+    test_put_list_search(st, &f);
+    test_get(st);
+    fixture_cleanup(&f);
+    test_batch_failures(st, db, path);
+    test_concurrent_reader(st, path);
+    test_prune_delete(st, path);
+    store_close(st);
+
+    /* reopening runs no migration twice and keeps what is there */
+    st = store_open(path, STORE_WRITER, err, sizeof(err));
+    CHECK(st != NULL && store_count(st) == 0, "reopen: %s", err);
+    store_close(st);
+    test_integrity(path);
+    test_refusals(dir, path);
+    test_corrupt_pages(dir);
+    test_memory();
+    sqlite3_reset_auto_extension();
+
+    printf("store selftest: %d passed, %d failed\n", passed, failed);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (failed == 0 && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    free(path);
+    return failed == 0 ? 0 : 1;
+}
