@@ -166,6 +166,9 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
         /* RFC 5321 4.1.1.4, 6.1: the 250 leaves only now that the message is committed */
         if (rc == 0)
             smtpd_server_complete(it->srv, it->ticket, SMTPD_ACCEPT, 0, NULL, NULL);
+        else if (rc == STORE_EFULL) /* RFC 3463 4.3.1: mail system full */
+            smtpd_server_complete(it->srv, it->ticket, SMTPD_TEMPFAIL, 452, "4.3.1",
+                                  "Insufficient system storage");
         else
             smtpd_server_complete(it->srv, it->ticket, SMTPD_TEMPFAIL, 451, "4.3.0",
                                   "Error: cannot store the message now, try again later");

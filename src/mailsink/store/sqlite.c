@@ -525,12 +525,14 @@ store_put_batch(store *st, const store_msg *msgs, size_t n, char *err, size_t er
         goto fail;
     }
     return 0;
-fail:
+fail:;
+    /* read before the rollback, which would reset it */
+    int full = (sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_FULL;
     /* SQLite may have rolled back already (SQLITE_FULL, IOERR); else nothing of the batch
        may stay: the caller answers 4xx for every message in it */
     if (!sqlite3_get_autocommit(st->db))
         sqlite_step_done(st->rollback);
-    return -1;
+    return full ? STORE_EFULL : -1;
 }
 
 /* ---- deleting --------------------------------------------------------------------- */

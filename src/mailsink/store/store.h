@@ -33,7 +33,9 @@ typedef struct store_msg {
     const mime_summary *summary; /* parsed with GMime (mime.h) */
 } store_msg;
 
-/* A stored message's summary, for list and show. Strings owned by the row. */
+/* A stored message's summary, for list and show. Strings owned by the row; NULL
+   columns come back as "". summary.text is filled by store_get only ("" in list rows).
+   Recipients are stored as a JSON array and returned joined. */
 typedef struct store_row {
     int64_t seq;          /* insertion order */
     char *id;
@@ -59,8 +61,10 @@ typedef enum store_mode { STORE_WRITER, STORE_READER } store_mode;
 store *store_open(const char *path, store_mode mode, char *err, size_t errsize);
 void store_close(store *st);
 
-/* Write n messages in one transaction; 0 once COMMIT succeeded, else -1 and nothing of
-   the batch is visible (err says why). */
+#define STORE_EFULL (-2) /* the database or the disk is full */
+
+/* Write n messages in one transaction; 0 once COMMIT succeeded, else -1 (or STORE_EFULL)
+   and nothing of the batch is visible (err says why). */
 int store_put_batch(store *st, const store_msg *msgs, size_t n, char *err, size_t errsize);
 
 /* Delete the oldest messages beyond max_messages (0 = no limit) and those received before
