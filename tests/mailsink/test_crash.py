@@ -6,6 +6,7 @@ and the database must pass PRAGMA integrity_check. Three rounds on one database.
 Run with -s to see the counts (acknowledged vs found vs extra) of each round."""
 
 import random
+import smtplib
 import signal
 import threading
 import time
@@ -36,6 +37,10 @@ def sender(ms, round_no, n, acked, errors, stop):
     while not stop.is_set() and time.monotonic() < deadline and sent < MAX_PER_SESSION:
         try:
             with RecordingSMTP(ms.addr, ms.port, timeout=10, local_hostname="crash.test") as s:
+                code, text = s.ehlo()
+                if code != 250:
+                    errors.append((time.monotonic(), "EHLO: %d %r" % (code, text)))
+                    return
                 # a few messages per connection, then a new connection
                 for _ in range(rng.randint(1, 8)):
                     if stop.is_set() or sent >= MAX_PER_SESSION:
@@ -43,8 +48,10 @@ def sender(ms, round_no, n, acked, errors, stop):
                     seq = "%d-%d-%d" % (round_no, n, sent)
                     msg = make_message(seq, rng)
                     sent += 1
-                    s.mail("crash@x.example")
-                    s.rcpt("sink@y.example")
+                    for verb, arg in ((s.mail, "crash@x.example"), (s.rcpt, "sink@y.example")):
+                        code, text = verb(arg)
+                        if code != 250:
+                            raise smtplib.SMTPResponseException(code, text)
                     code, text = s.data(msg)
                     if code == 250:
                         acked.append((accepted_id(text.decode()), seq, msg))
