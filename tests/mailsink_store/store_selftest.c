@@ -516,7 +516,7 @@ test_batch_failures(store *st, sqlite3 *db, const char *path)
     f.msgs[1].raw = raw;
     f.msgs[1].raw_len = big;
     sqlite3_exec(db, "PRAGMA max_page_count = 1", NULL, NULL, NULL); /* clamps to current */
-    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == -1, "disk full fails");
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == STORE_EFULL, "disk full fails");
     CHECK(strstr(err, "database or disk is full") != NULL, "disk full: %s", err);
     CHECK(store_count(st) == before, "nothing visible after disk full");
     sqlite3_exec(db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
