@@ -3,6 +3,7 @@ database: list [--json] [QUERY], show ID, raw ID, delete ID|--all, wait."""
 
 import base64
 import json
+import re
 import subprocess
 import threading
 import time
@@ -68,7 +69,8 @@ def test_show(ms):
     r = ms.cli("show", a)
     assert r.returncode == 0, show(r)
     out = r.stdout.decode("utf-8", "replace")
-    for want in (a, "zebracorn meeting", "alice@x.example", "bob@y.example"):
+    for want in (a, "zebracorn meeting", "alice@x.example", "bob@y.example", "127.0.0.1",
+                 "client.test"):
         assert want in out, out
     assert "quokkafish" not in out
 
@@ -265,3 +267,85 @@ def test_wait_before_the_database_exists(start, tmp_path):
             w.wait(TIMEOUT)
     assert w.returncode == 0, (w.returncode, out, err)
     assert took < 2.0, took
+
+
+def test_list_json_fields_as_documented(ms):
+    """The man page's field list for list --json (and show --json)."""
+    m = (b"From: Alice Example <alice@x.example>\r\nTo: Bob <bob@y.example>\r\n"
+         b"Cc: carol@z.example\r\nReply-To: replies@x.example\r\nSubject: fields\r\n"
+         b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <fields-1@x.example>\r\n"
+         b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+         b"--BB\r\nContent-Type: text/plain\r\n\r\nThe snippet text is here.\r\n"
+         b"--BB\r\nContent-Type: application/octet-stream\r\n"
+         b"Content-Disposition: attachment; filename=report.pdf\r\n"
+         b"Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--BB--\r\n")
+    rid, content = send(ms, "alice@x.example", ["bob@y.example", "carol@z.example"], m)
+    msgs = list_json(ms)
+    assert len(msgs) == 1
+    o = msgs[0]
+    want = ["id", "received", "sender", "recipients", "client", "helo", "from", "to", "cc",
+            "reply_to", "subject", "date", "message_id", "size", "read", "findings",
+            "attachments", "attachment_names", "snippet"]
+    assert not [k for k in want if k not in o], sorted(o)
+    assert o["id"] == rid
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)", o["received"]), o
+    assert o["sender"] == "alice@x.example"
+    assert o["recipients"] == ["bob@y.example", "carol@z.example"]
+    assert o["client"] == "127.0.0.1" and o["helo"] == "client.test"
+    assert "alice@x.example" in o["from"] and "Alice Example" in o["from"]
+    assert "bob@y.example" in o["to"] and "carol@z.example" in o["cc"]
+    assert "replies@x.example" in o["reply_to"]
+    assert o["subject"] == "fields"
+    assert o["message_id"] == "fields-1@x.example"
+    assert o["attachments"] == 1 and o["attachment_names"] == ["report.pdf"]
+    assert "The snippet text is here." in o["snippet"]
+    assert o["read"] in (False, 0)
+    assert isinstance(o["findings"], list)
+    with Db(ms.db) as db:
+        assert o["size"] in (len(db.raw(rid)), len(content))
+
+
+def test_findings_listed(ms):
+    good = (b"From: a@x.example\r\nTo: b@y.example\r\nSubject: proper\r\n"
+            b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <p-1@x.example>\r\n\r\nok\r\n")
+    g = send(ms, "a@x.example", ["b@y.example"], good)[0]
+    b = send(ms, "a@x.example", ["b@y.example"], b"Subject: sloppy\r\n\r\nno date\r\n")[0]
+    by_id = {field(m, "id"): m for m in list_json(ms)}
+    assert by_id[g]["findings"] == [], by_id[g]
+    assert any("date" in f for f in by_id[b]["findings"]), by_id[b]
+    assert any("message-id" in f.lower() or "msgid" in f.lower() or "message_id" in f.lower()
+               for f in by_id[b]["findings"]), by_id[b]
+
+
+def test_text_output_has_no_control_characters(ms):
+    rid = send(ms, "a@x.example", ["b@y.example"],
+               b"Subject: evil\x1b]0;title\x07\x1b[31mred\r\nX-A: =?utf-8?q?x?=\r\n\r\n"
+               b"body \x1b[2J clear\r\n")[0]
+    rid2 = send(ms, "a@x.example", ["b@y.example"],
+                b"Subject: =?utf-8?q?enc=1B[31mred=07?=\r\n\r\nbody\r\n")[0]
+    for args in (["list"], ["show", rid], ["show", rid2]):
+        r = ms.cli(*args)
+        assert r.returncode == 0, show(r)
+        bad = [c for c in r.stdout if c < 0x20 and c not in (0x0a, 0x09)]
+        assert not bad, (args, r.stdout)
+    # raw stays byte-exact, control characters included
+    r = ms.cli("raw", rid)
+    assert b"\x1b[31m" in r.stdout
+
+
+def test_subcommands_never_create_a_database(tmp_path):
+    missing = tmp_path / "none" / "none.db"
+    for args in (["list"], ["show", "x"], ["raw", "x"], ["delete", "--all"]):
+        r = cli(tmp_path, *args[:1], "--db", str(missing), *args[1:])
+        assert r.returncode == 1, (args, show(r))
+        assert r.stderr.strip(), (args, show(r))
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_options_before_or_after_the_command_word(ms):
+    a = send(ms, "a@x.example", ["b@y.example"], simple("order"))[0]
+    r1 = cli(ms.tmp, "--db", ms.db, "list", "--json", env=ms.env)
+    r2 = cli(ms.tmp, "list", "--json", "--db", ms.db, env=ms.env)
+    assert r1.returncode == 0 and r2.returncode == 0, (show(r1), show(r2))
+    assert [field(m, "id") for m in json_messages(r1.stdout)] == [a]
+    assert json_messages(r1.stdout) == json_messages(r2.stdout)

@@ -273,3 +273,24 @@ def test_command_timeout(start):
         code, text = c.reply()  # nothing sent: the timeout's 421
         assert code == 421 and "4.4.2" in text[0], text
         assert c.closed_by_peer(5)
+
+
+def test_winning_source_replaces_repeatable_values(start, tmp_path):
+    other = free_port()
+    env = clean_env(tmp_path, {"MAILSINK_SMTP": "127.0.0.1:%d" % other})
+    ms = start(env=env)  # --smtp 127.0.0.1:0 on the command line
+    assert ms.wait_for_line(r"database", timeout=5)
+    assert len(ms.wait_listening(1)) == 1
+    assert not any("127.0.0.1:%d" % other in l for l in ms.lines), ms.stderr()
+    assert not is_listening(other)
+
+
+def test_empty_environment_variable_counts_as_unset(start, tmp_path):
+    env = clean_env(tmp_path, {"MAILSINK_MAX_RECIPIENTS": "", "MAILSINK_HOSTNAME": ""})
+    ms = start(env=env)
+    assert greeting(ms) == "mailsink.test"
+
+
+def test_durations_with_units_are_accepted(start):
+    ms = start("--max-age", "1h30m", "--command-timeout", "2m", "--stop-grace", "5s")
+    assert greeting(ms) == "mailsink.test"

@@ -8,16 +8,18 @@ import glob
 import json
 import os
 import re
+import threading
 import time
 
 import pytest
 
-from mslib import Db, accepted_id, send, simple, write_script
+from mslib import TIMEOUT, Db, accepted_id, send, simple, write_script
 
 HOOK = r'''#!/usr/bin/python3
 # Records one call (argv, MAILSINK_* environment, stdin, cwd) and exits as told by the
 # files beside it: ROLE.code (exit status, default 0), ROLE.badcode (status when an
-# argument contains "bad", default 1), ROLE.stdout (what to print), ROLE.sleep.
+# argument contains "bad", default 1), ROLE.stdout (what to print), ROLE.sleep,
+# ROLE.slowsleep (sleep when the message has "X-Slow: yes"), ROLE.nostdin.
 import json, os, sys, time
 d = @DIR@
 role = sys.argv[1]
@@ -35,6 +37,8 @@ with open(os.path.join(d, "calls", "%s-%d-%d.json" % (role, time.time_ns(), os.g
           "w") as f:
     json.dump(rec, f)
 time.sleep(float(opt("sleep", "0")))
+if b"X-Slow: yes" in data:
+    time.sleep(float(opt("slowsleep", "0")))
 sys.stdout.write(opt("stdout", ""))
 sys.stdout.flush()
 bad = any("bad" in a for a in sys.argv[2:])
@@ -269,3 +273,58 @@ def test_no_shell_in_validate_exec(start, hook, tmp_path):
         assert len(c["argv"]) == 2, c["argv"]  # one argument, never split
     time.sleep(0.5)
     assert pwned(tmp_path) == []
+
+
+def test_deliver_exec_reply_text_helo_and_null_sender(start, hook):
+    ms = start("--deliver-exec", hook.cmd("deliver"))
+    hook.set("deliver", "code", 3)
+    hook.set("deliver", "stdout", "Refused by the deliver script\nmore\n")
+    out = transaction(ms, "", ["b@y.example"])
+    code, text = out["data"]
+    assert code == 554 and text_is(text[0], "Refused by the deliver script"), out
+    env = hook.calls("deliver")[0]["env"]
+    assert env.get("MAILSINK_SENDER") == "", env
+    assert env.get("MAILSINK_HELO") == "client.test", env
+    assert env.get("MAILSINK_CLIENT_ADDR") == "127.0.0.1", env
+
+
+def test_hook_that_cannot_start_gives_451(start, tmp_path):
+    ms = start("--deliver-exec", str(tmp_path / "no-such-program"))
+    out = transaction(ms, "a@x.example", ["b@y.example"])
+    assert out["data"][0] == 451, out
+    with Db(ms.db) as db:
+        assert db.count() == 0
+
+
+def test_rules_come_before_hook_programs(start, hook):
+    ms = start("--reject-sender", "*@bad.example", "--reject-rcpt", "*@nope.example",
+               "--validate-sender-exec", hook.cmd("sender"),
+               "--validate-recipient-exec", hook.cmd("rcpt"))
+    out = transaction(ms, "x@bad.example", ["b@y.example"])
+    assert out["mail"][0] == 553
+    out = transaction(ms, "ok@x.example", ["a@nope.example", "b@y.example"])
+    assert [c for c, _ in out["rcpt"]] == [553, 250], out
+    assert [c["argv"][1] for c in hook.calls("sender")] == ["ok@x.example"]
+    assert [c["argv"][1] for c in hook.calls("rcpt")] == ["b@y.example"]
+
+
+def test_slow_deliver_hook_does_not_block_other_sessions(start, hook):
+    hook.set("deliver", "slowsleep", 4)
+    ms = start("--deliver-exec", hook.cmd("deliver"))
+    slow = {}
+
+    def slow_one():
+        t0 = time.monotonic()
+        slow["out"] = transaction(ms, "a@x.example", ["b@y.example"],
+                                  b"Subject: slow\r\nX-Slow: yes\r\n\r\nzzz\r\n")
+        slow["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=slow_one, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    out = transaction(ms, "a@x.example", ["b@y.example"], b"Subject: fast\r\n\r\nquick\r\n")
+    fast = time.monotonic() - t0
+    t.join(TIMEOUT)
+    assert out["data"][0] == 250 and fast < 2.5, (out, fast)
+    assert slow["out"]["data"][0] == 250 and slow["took"] >= 3.5, slow

@@ -99,3 +99,9 @@ def test_deny_host(start):
 def test_allow_and_deny_host(start, args, refused):
     ms = start(*args)
     assert (denied(ms) is not None) == refused
+
+
+def test_null_sender_matched_as_angle_brackets(start):
+    ms = start("--reject-sender", "<>")
+    assert session(ms, "", ["b@y.example"])[0][0] == 553
+    assert session(ms, "a@x.example", ["b@y.example"])[0][0] == 250

@@ -274,3 +274,12 @@ def test_bare_lf_accept_flag_stores_as_sent(start):
         assert code == 250, text
         rid = accepted_id(text[0])
     check_stored(ms, rid, content)
+
+
+def test_large_message_near_the_limit(start):
+    ms = start("--max-message-size", "12M")
+    line = b"".join(bytes([65 + (i % 26)]) for i in range(998)) + CRLF
+    msg = b"Subject: large\r\n\r\n" + line * 11000  # about 11 MB
+    rid, content = send(ms, "a@x.example", ["b@y.example"], msg)
+    assert content == msg
+    check_stored(ms, rid, content)
