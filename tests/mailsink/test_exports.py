@@ -3,6 +3,7 @@ mailbox module reads them; the .eml files are the stored raw bytes; file names c
 from our ids."""
 
 import mailbox
+import threading
 import os
 import re
 
@@ -125,3 +126,26 @@ def test_all_three_at_once_and_restart_appends(start, tmp_path):
     wait_until(lambda: len(mailbox.mbox(str(mb), create=False)) == 2, timeout=5)
     assert len(mailbox.mbox(str(mb), create=False)) == 2
     assert len(mailbox.Maildir(str(md), factory=None, create=False)) == 2
+
+
+def test_parallel_sessions_each_exported_once(start, tmp_path):
+    md, eml = tmp_path / "md", tmp_path / "eml"
+    ms = start("--maildir", str(md), "--eml-dir", str(eml))
+    ids, errors = [], []
+
+    def one(n):
+        try:
+            for i in range(5):
+                ids.append(send(ms, "a@x.example", ["b@y.example"], simple("p%d-%d" % (n, i)))[0])
+        except Exception as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=one, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(ids) == 40, errors
+    wait_until(lambda: len(os.listdir(eml)) == 40, timeout=5)
+    assert sorted(os.listdir(eml)) == sorted(i + ".eml" for i in ids)
+    assert len(mailbox.Maildir(str(md), factory=None, create=False)) == 40

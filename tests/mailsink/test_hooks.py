@@ -8,12 +8,13 @@ import glob
 import json
 import os
 import re
+import signal
 import threading
 import time
 
 import pytest
 
-from mslib import TIMEOUT, Db, accepted_id, send, simple, write_script
+from mslib import TIMEOUT, Db, accepted_id, send, simple, wait_until, write_script
 
 HOOK = r'''#!/usr/bin/python3
 # Records one call (argv, MAILSINK_* environment, stdin, cwd) and exits as told by the
@@ -30,7 +31,9 @@ def opt(name, default):
     except OSError:
         return default
 data = b"" if os.path.exists(os.path.join(d, role + ".nostdin")) else sys.stdin.buffer.read()
+fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
 rec = {"argv": sys.argv[1:], "cwd": os.getcwd(), "stdin": data.decode("latin-1"),
+       "pid": os.getpid(), "fds": fds,
        "env": {k: v for k, v in os.environ.items() if k.startswith("MAILSINK_")}}
 os.makedirs(os.path.join(d, "calls"), exist_ok=True)
 with open(os.path.join(d, "calls", "%s-%d-%d.json" % (role, time.time_ns(), os.getpid())),
@@ -328,3 +331,53 @@ def test_slow_deliver_hook_does_not_block_other_sessions(start, hook):
     t.join(TIMEOUT)
     assert out["data"][0] == 250 and fast < 2.5, (out, fast)
     assert slow["out"]["data"][0] == 250 and slow["took"] >= 3.5, slow
+
+
+def test_hook_gets_no_inherited_descriptors(start, hook):
+    ms = start("--deliver-exec", hook.cmd("deliver"), "--validate-sender-exec",
+               hook.cmd("sender"))
+    send(ms, "a@x.example", ["b@y.example"], simple("fds"))
+    for c in hook.calls("deliver") + hook.calls("sender"):
+        # 0-2, plus the one os.listdir itself opened
+        assert len(c["fds"]) <= 4 and c["fds"][:3] == [0, 1, 2], c["fds"]
+
+
+def test_hook_killed_at_timeout_is_reaped(start, hook):
+    hook.set("deliver", "sleep", 60)
+    ms = start("--deliver-exec", hook.cmd("deliver"), "--exec-timeout", "1")
+    out = transaction(ms, "a@x.example", ["b@y.example"])
+    assert out["data"][0] == 451, out
+    pid = hook.calls("deliver")[0]["pid"]
+
+    def gone():  # killed and reaped: a zombie still has its /proc entry
+        return not os.path.exists("/proc/%d" % pid)
+
+    assert wait_until(gone, timeout=5), "hook pid %d still there (or a zombie)" % pid
+
+
+def test_sigterm_while_deliver_hook_runs(start, hook):
+    hook.set("deliver", "slowsleep", 2)
+    ms = start("--deliver-exec", hook.cmd("deliver"), "--stop-grace", "10")
+    with ms.raw() as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<a@x.example>")[0] == 250
+        assert c.cmd("RCPT TO:<b@y.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: stop during hook\r\nX-Slow: yes\r\n\r\nx\r\n.\r\n")
+        time.sleep(0.7)
+        ms.send_signal(signal.SIGTERM)
+        code, text = c.reply()
+        assert code == 250, text
+        rid = accepted_id(text[0])
+    assert ms.wait(TIMEOUT) == 0
+    with Db(ms.db) as db:
+        assert db.ids() == [rid]
+
+
+def test_deliver_exec_from_config_file(start, hook, tmp_path):
+    conf = tmp_path / "mailsink.conf"
+    conf.write_text("deliver-exec = %s 'two words' \"x y\"\n" % hook.cmd("deliver"))
+    ms = start("--config", str(conf))
+    send(ms, "a@x.example", ["b@y.example"], simple("conf hook"))
+    assert hook.calls("deliver")[0]["argv"] == ["deliver", "two words", "x y"]

@@ -161,3 +161,22 @@ def test_log_format_text_startup_lines(ms):
     assert ms.wait_for_line(r"^mailsink: database %s$" % re.escape(ms.db), timeout=5), \
         ms.stderr()
     assert "mailsink: listening on 127.0.0.1:%d\n" % ms.port in ms.stderr(), ms.stderr()
+
+
+def test_relative_xdg_data_home_is_ignored(start, tmp_path):
+    env = clean_env(tmp_path, {"XDG_DATA_HOME": "relative/xdg"})
+    ms = start(db=None, env=env)
+    want = tmp_path / "home" / ".local" / "share" / "mailsink" / "mailsink.db"
+    assert ms.wait_for_line(r"^mailsink: database %s$" % re.escape(str(want)), timeout=5), \
+        ms.stderr()
+    assert not (tmp_path / "relative").exists()
+
+
+def test_db_path_with_spaces_and_unicode(start, tmp_path):
+    db = str(tmp_path / "dir with space" / "mäil ü.db")
+    ms = start(db=db)
+    rid = send(ms, "a@x.example", ["b@y.example"], simple("odd path"))[0]
+    r = ms.cli("raw", rid)
+    assert r.returncode == 0, show(r)
+    with Db(db) as d:
+        assert r.stdout == d.raw(rid)
