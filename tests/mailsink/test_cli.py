@@ -349,3 +349,12 @@ def test_options_before_or_after_the_command_word(ms):
     assert r1.returncode == 0 and r2.returncode == 0, (show(r1), show(r2))
     assert [field(m, "id") for m in json_messages(r1.stdout)] == [a]
     assert json_messages(r1.stdout) == json_messages(r2.stdout)
+
+
+def test_list_bad_query_is_a_clean_error(ms):
+    three(ms)
+    for q in ('"unbalanced', "AND OR", "subject:"):
+        r = ms.cli("list", q)
+        assert r.returncode in (0, 1, 2), (q, show(r))
+        if r.returncode != 0:
+            assert r.stderr.strip() and r.stdout == b"", (q, show(r))

@@ -5,13 +5,15 @@ the database, and raw[trace_size:] is exactly the content the client put on the 
 import email.policy
 import os
 import re
+import sqlite3
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import pytest
 
 from mslib import (CRLF, Db, RecordingProxy, accepted_id, require_tool, run,
-                   send, show)
+                   send, show, simple)
 
 EML = (b"From: Alice <alice@x.example>\r\n"
        b"To: Bob <bob@y.example>\r\n"
@@ -283,3 +285,72 @@ def test_large_message_near_the_limit(start):
     rid, content = send(ms, "a@x.example", ["b@y.example"], msg)
     assert content == msg
     check_stored(ms, rid, content)
+
+
+def test_dot_and_quit_in_one_write(ms):
+    with ms.raw() as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("EHLO client.test")[0] == 250
+        c.send(b"MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+        c.send(b"Subject: dot quit\r\n\r\nbye\r\n.\r\nQUIT\r\n")
+        code, text = c.reply()
+        assert code == 250, text
+        rid = accepted_id(text[0])
+        assert c.reply()[0] == 221
+    check_stored(ms, rid, b"Subject: dot quit\r\n\r\nbye\r\n")
+
+
+def test_envelope_is_per_transaction(ms):
+    with ms.smtp() as s:
+        s.sendmail("first@x.example", ["a@y.example", "b@y.example"], simple("one"))
+        one = s.last_id()
+        s.sendmail("second@x.example", ["c@y.example"], simple("two"))
+        two = s.last_id()
+    with Db(ms.db) as db:
+        r1, r2 = db.row(one), db.row(two)
+    rc = [k for k in r1 if k.lower() in ("rcpts", "recipients")]
+    assert rc, sorted(r1)
+    assert "a@y.example" in r1[rc[0]] and "b@y.example" in r1[rc[0]]
+    assert "c@y.example" not in r1[rc[0]]
+    assert "c@y.example" in r2[rc[0]] and "a@y.example" not in r2[rc[0]], r2[rc[0]]
+    assert r2["sender"] == "second@x.example"
+
+
+def test_no_250_while_the_database_is_locked(ms):
+    """Another process holds the write lock: the 250 may only come after it lets go (the
+    message then stored), or the client gets a 4xx and nothing is stored."""
+    lock = sqlite3.connect(ms.db, timeout=10, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    released = None
+    try:
+        with ms.raw() as c:
+            assert c.reply()[0] == 220
+            assert c.cmd("EHLO client.test")[0] == 250
+            assert c.cmd("MAIL FROM:<a@x.example>")[0] == 250
+            assert c.cmd("RCPT TO:<b@y.example>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send(b"Subject: locked\r\n\r\nwaiting\r\n.\r\n")
+            c.sock.settimeout(2.0)
+            try:
+                early = c.reply()
+            except OSError:  # socket.timeout: no reply while locked, as it should be
+                early = None
+            assert early is None or 400 <= early[0] < 500, "reply while locked: %r" % (early,)
+            lock.execute("ROLLBACK")
+            released = time.monotonic()
+            if early is None:
+                c.sock.settimeout(30)
+                code, text = c.reply()
+                assert code == 250 or 400 <= code < 500, text
+            else:
+                code, text = early
+    finally:
+        if released is None:
+            lock.execute("ROLLBACK")
+        lock.close()
+    with Db(ms.db) as db:
+        if code == 250:
+            check_stored(ms, accepted_id(text[0]), b"Subject: locked\r\n\r\nwaiting\r\n")
+        else:
+            assert db.count() == 0
