@@ -98,6 +98,23 @@ typedef struct smtpd_options {
     int pipelining;               /* [pipelining] offer PIPELINING; 1 (RFC 2920) */
     int vrfy;                     /* [vrfy] answer VRFY with 252 (1) or 502 (0); 1 */
     unsigned stop_grace_ms;       /* [stop-grace] default grace for smtpd_server_stop; 5000 */
+
+    /* TLS (RFC 3207 STARTTLS, RFC 8314 implicit TLS) and AUTH (RFC 4954). Appended
+       here so the fields above keep their places. */
+    const char *tls_cert_file;    /* [tls-cert] PEM certificate (chain allowed); with
+                                     tls_key_file, STARTTLS is offered. NULL = no TLS
+                                     unless smtpd_server_set_ssl_ctx is called. Copied. */
+    const char *tls_key_file;     /* [tls-key] PEM private key. Copied. */
+    unsigned tls_timeout_ms;      /* [tls-timeout] to finish a TLS handshake; 30000 */
+    int require_tls;              /* [require-tls] MAIL before STARTTLS gets
+                                     "530 5.7.0 Must issue a STARTTLS command first"; 0 */
+    int allow_insecure_auth;      /* [allow-insecure-auth] offer and accept AUTH without
+                                     TLS (else 538 5.7.11); 0 */
+    int auth_required;            /* [auth-required] MAIL without AUTH gets
+                                     "530 5.7.0 Authentication required"; 0 */
+    const char *auth_mechanisms;  /* [auth-mechanisms] space-separated, from PLAIN LOGIN
+                                     CRAM-MD5; NULL = all three. AUTH is offered only
+                                     when an on_auth hook is set. Copied. */
 } smtpd_options;
 
 /* Fill *opts with the defaults above. */
@@ -161,6 +178,26 @@ typedef struct smtpd_message {
     int smtputf8;                 /* the client declared SMTPUTF8 */
 } smtpd_message;
 
+/*
+ * What a client presented with AUTH, given to on_auth. Valid during the hook only.
+ * Passwords never appear in transcripts: on_log sees "***" in their place.
+ */
+typedef struct smtpd_auth {
+    const char *mechanism; /* "PLAIN", "LOGIN" or "CRAM-MD5" */
+    const char *authzid;   /* PLAIN's authorization identity ("" when none) */
+    const char *user;      /* the authentication identity */
+    const char *password;  /* PLAIN and LOGIN; NULL for CRAM-MD5 (use
+                              smtpd_auth_check_password with the stored password) */
+} smtpd_auth;
+
+/*
+ * 1 if the client proved it knows password: for PLAIN and LOGIN a constant-time
+ * comparison, for CRAM-MD5 the HMAC-MD5 of our challenge (RFC 2195) compared in constant
+ * time. 0 otherwise. Only during on_auth.
+ */
+SMTPD_API int smtpd_auth_check_password(smtpd_session *s, const smtpd_auth *auth,
+                                        const char *password);
+
 /* Direction of a transcript line given to on_log. */
 typedef enum smtpd_log_dir {
     SMTPD_LOG_IN = 0, /* a command line from the client (DATA content is never logged) */
@@ -198,6 +235,14 @@ typedef struct smtpd_hooks {
     void (*on_close)(smtpd_session *s, void *user); /* last call for this session */
     void (*on_log)(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len,
                    void *user);
+    /* AUTH (RFC 4954): ACCEPT -> "235 2.7.0 Authentication successful"; REJECT ->
+       "535 5.7.8 Authentication credentials invalid"; PENDING allowed. Without this hook
+       AUTH is not offered. */
+    smtpd_verdict (*on_auth)(smtpd_session *s, const smtpd_auth *auth, void *user);
+    /* The TLS handshake finished (STARTTLS or implicit TLS); the TLS facts and the
+       client certificate's subject can be read now. REJECT or DISCONNECT close the
+       session with 421. */
+    smtpd_verdict (*on_tls)(smtpd_session *s, void *user);
 } smtpd_hooks;
 
 /*
@@ -240,6 +285,13 @@ SMTPD_API const char *smtpd_session_sender(const smtpd_session *s); /* NULL outs
 SMTPD_API size_t smtpd_session_rcpt_count(const smtpd_session *s);
 SMTPD_API const char *smtpd_session_rcpt(const smtpd_session *s, size_t i);
 SMTPD_API unsigned smtpd_session_findings(const smtpd_session *s);
+SMTPD_API int smtpd_session_is_tls(const smtpd_session *s);
+SMTPD_API const char *smtpd_session_tls_version(const smtpd_session *s); /* "TLSv1.3" */
+SMTPD_API const char *smtpd_session_tls_cipher(const smtpd_session *s);
+/* The client certificate's subject (one line, RFC 2253), or NULL when none was sent. */
+SMTPD_API const char *smtpd_session_tls_peer(const smtpd_session *s);
+/* The authenticated user, or NULL before a successful AUTH (and after STARTTLS). */
+SMTPD_API const char *smtpd_session_auth_user(const smtpd_session *s);
 /* Per-session pointer for the application; the library never touches it. */
 SMTPD_API void smtpd_session_set_user(smtpd_session *s, void *data);
 SMTPD_API void *smtpd_session_get_user(const smtpd_session *s);
@@ -282,7 +334,19 @@ SMTPD_API const char *smtpd_server_errmsg(const smtpd_server *srv);
  */
 SMTPD_API int smtpd_server_listen(smtpd_server *srv, const char *addr, const char *port);
 
-/* The port of the index-th listener (in smtpd_server_listen order), or -1. */
+/*
+ * Listen for implicit TLS (RFC 8314, "submissions", usually port 465; 1465 in examples):
+ * the handshake comes first, then the greeting. Needs a certificate (tls-cert/tls-key
+ * or smtpd_server_set_ssl_ctx) by the time the server starts.
+ */
+SMTPD_API int smtpd_server_listen_tls(smtpd_server *srv, const char *addr, const char *port);
+
+struct ssl_ctx_st;
+/* Use the embedder's OpenSSL SSL_CTX (a reference is taken) instead of tls-cert/tls-key.
+   Before starting. */
+SMTPD_API int smtpd_server_set_ssl_ctx(smtpd_server *srv, struct ssl_ctx_st *ctx);
+
+/* The port of the index-th listener (in smtpd_server_listen/_tls order), or -1. */
 SMTPD_API int smtpd_server_bound_port(const smtpd_server *srv, size_t index);
 
 /* Start serving in a new thread; returns once every listener accepts connections. */

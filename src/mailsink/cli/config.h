@@ -73,6 +73,19 @@ typedef struct config {
     char *mbox;    /* --mbox FILE */
     char *eml_dir; /* --eml-dir DIR */
 
+    /* TLS and AUTH */
+    config_strings smtps;     /* --smtps ADDR:PORT (repeatable): implicit TLS listeners;
+                                 none by default (1465 in the examples) */
+    char *tls_cert;           /* --tls-cert FILE (PEM, chain allowed) */
+    char *tls_key;            /* --tls-key FILE (PEM) */
+    bool tls_self_signed;     /* --tls-self-signed: make (once) and use a key and
+                                 certificate for the hostname, kept in the data directory */
+    bool require_tls;         /* --require-tls: MAIL before STARTTLS gets 530 */
+    bool allow_insecure_auth; /* --allow-insecure-auth: AUTH without TLS */
+    bool auth_accept_any;     /* --auth-accept-any: any user and password, recorded */
+    char *auth_file;          /* --auth-file FILE: "user:password" lines ({SHA256} too) */
+    bool auth_required;       /* --auth-required: MAIL without AUTH gets 530 */
+
     char *config_file; /* --config FILE */
 
     /* subcommand arguments */

@@ -31,6 +31,10 @@ typedef struct store_msg {
     size_t raw_len;
     size_t trace_size;           /* octets of raw that are our trace headers */
     const mime_summary *summary; /* parsed with GMime (mime.h) */
+    const char *tls_version;     /* "TLSv1.3", or NULL without TLS */
+    const char *tls_cipher;      /* or NULL */
+    const char *tls_peer;        /* client certificate subject, or NULL */
+    const char *auth_user;       /* the AUTH user, or NULL */
 } store_msg;
 
 /* A stored message's summary, for list and show. Strings owned by the row; NULL
@@ -47,6 +51,10 @@ typedef struct store_row {
     unsigned findings;
     size_t size;          /* octets of the raw message */
     bool read;
+    char *tls_version; /* "" without TLS */
+    char *tls_cipher;
+    char *tls_peer;
+    char *auth_user;   /* "" without AUTH */
     mime_summary summary;
 } store_row;
 
