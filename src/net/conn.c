@@ -11,6 +11,8 @@
  */
 #include "net/server.h"
 
+#include "tls/tls.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -25,14 +27,24 @@
 typedef struct conn {
     smtpd_server *srv;
     smtpd_session *sess;
-    struct bufferevent *bev;
-    bool closing; /* the session is over; free once the output is written */
+    struct bufferevent *bev; /* the socket, or the TLS filter over it */
+    bool closing;     /* the session is over; free once the output is written */
+    bool handshaking; /* a TLS handshake runs: no reading, no greeting yet */
+    bool greeted;     /* session_start (or the refusal) happened */
+    struct event *reaper; /* closing under TLS: waits for the socket's output to drain */
 } conn;
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static bool conn_start_tls(conn *c);
 
 static void
 conn_free(conn *c)
 {
     smtpd_server *srv = c->srv;
+    if (c->reaper)
+        event_free(c->reaper);
     sessions_remove(&srv->sessions, c->sess->id);
     session_free(c->sess);
     bufferevent_free(c->bev);
@@ -48,6 +60,48 @@ conn_set_timeout(conn *c, unsigned ms)
     bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
+/* Octets written by the session but not yet sent: under TLS, the filter hands its output
+   on to the socket's bufferevent at once, so both buffers count. */
+static size_t
+conn_unsent(conn *c)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    struct bufferevent *under = bufferevent_get_underlying(c->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+static bool conn_try_close(conn *c);
+
+static void
+conn_reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_try_close(arg);
+}
+
+/* Closing: free once everything is sent (the linger timeout bounds the wait). Returns
+   false when the connection was freed. */
+static bool
+conn_try_close(conn *c)
+{
+    if (conn_unsent(c) == 0) {
+        conn_free(c);
+        return false;
+    }
+    if (bufferevent_get_underlying(c->bev)) {
+        /* the filter's write callback only tells when the filter drained: look again */
+        if (!c->reaper)
+            c->reaper = evtimer_new(c->srv->base, conn_reaper_cb, c);
+        struct timeval tv = {0, 10000};
+        if (c->reaper)
+            evtimer_add(c->reaper, &tv);
+    }
+    return true;
+}
+
 /* Write what the session queued; returns false when the connection was freed. */
 static bool
 conn_flush(conn *c)
@@ -57,6 +111,15 @@ conn_flush(conn *c)
         bufferevent_write(c->bev, out->data, out->len);
         buf_clear(out);
     }
+    if (session_tls_requested(c->sess) && !c->handshaking && !session_is_closing(c->sess)) {
+        /* the 220 is queued in plaintext before the handshake starts */
+        if (conn_start_tls(c))
+            return true;
+        conn_free(c);
+        return false;
+    }
+    if (c->handshaking)
+        return true;
     struct evbuffer *output = bufferevent_get_output(c->bev);
     if (session_is_closing(c->sess)) {
         if (!c->closing) {
@@ -64,11 +127,7 @@ conn_flush(conn *c)
             bufferevent_disable(c->bev, EV_READ);
             conn_set_timeout(c, CONN_LINGER_MS);
         }
-        if (evbuffer_get_length(output) == 0) {
-            conn_free(c);
-            return false;
-        }
-        return true;
+        return conn_try_close(c);
     }
     /* a client that does not read its replies is not read either */
     if (evbuffer_get_length(output) > c->srv->opts.max_pending_input)
@@ -120,9 +179,35 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     conn *c = arg;
     /* all written: close if over, else read again (and handle input held meanwhile) */
     if (c->closing) {
-        conn_free(c);
+        conn_try_close(c);
         return;
     }
+    conn_process(c);
+}
+
+/* Before the greeting: refuse when over max-sessions or stopping, else on_connect. */
+static void
+conn_greet(conn *c)
+{
+    c->greeted = true;
+    int state = atomic_load(&c->srv->state);
+    if (state != SERVER_RUNNING || atomic_load(&c->srv->nsessions) > c->srv->opts.max_sessions)
+        session_refuse_busy(c->sess);
+    else
+        session_start(c->sess, time(NULL));
+}
+
+/* The handshake is done: tell the session, and greet an implicit-TLS client now. */
+static void
+conn_tls_connected(conn *c)
+{
+    c->handshaking = false;
+    tls_facts f;
+    tls_get_facts(c->bev, &f);
+    session_tls_done(c->sess, f.version, f.cipher, f.peer);
+    free(f.peer);
+    if (!c->greeted)
+        conn_greet(c);
     conn_process(c);
 }
 
@@ -131,6 +216,18 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        conn_tls_connected(c);
+        return;
+    }
+    if (c->handshaking && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+        /* a failed handshake ends this connection only */
+        char why[160];
+        tls_take_error(c->bev, why, sizeof why);
+        session_log(c->sess, SMTPD_LOG_INFO, why, strlen(why));
+        conn_free(c);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if (c->closing) {
             conn_free(c); /* the client did not take its last reply in time */
@@ -153,7 +250,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 void
-conn_accept(smtpd_server *srv, int fd, const char *addr, int port)
+conn_accept(smtpd_server *srv, int fd, const char *addr, int port, bool implicit_tls)
 {
     conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -177,12 +274,33 @@ conn_accept(smtpd_server *srv, int fd, const char *addr, int port)
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.max_pending_input);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    int state = atomic_load(&srv->state);
-    if (state != SERVER_RUNNING || atomic_load(&srv->nsessions) > srv->opts.max_sessions)
-        session_refuse_busy(c->sess);
-    else
-        session_start(c->sess, time(NULL));
+    if (implicit_tls && srv->ssl_ctx) {
+        /* RFC 8314 3.3: the handshake first, then the greeting */
+        if (!conn_start_tls(c))
+            conn_free(c);
+        return;
+    }
+    conn_greet(c);
     conn_flush(c);
+}
+
+/* Put the connection under TLS. Whatever the client sent after STARTTLS and before the
+   handshake is dropped unread (RFC 3207 4.2, CVE-2011-0411). */
+static bool
+conn_start_tls(conn *c)
+{
+    struct evbuffer *input = bufferevent_get_input(c->bev);
+    evbuffer_drain(input, evbuffer_get_length(input));
+    struct bufferevent *tls = tls_wrap(c->srv->base, c->bev, c->srv->ssl_ctx);
+    if (!tls)
+        return false; /* out of memory: nothing sensible can be said any more */
+    c->bev = tls;
+    c->handshaking = true;
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, c->srv->opts.max_pending_input);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_set_timeout(c, c->srv->opts.tls_timeout_ms);
+    return true;
 }
 
 void

@@ -36,7 +36,7 @@ listener_port_of(int fd)
 }
 
 int
-listener_bind(smtpd_server *srv, const char *addr, const char *port)
+listener_bind(smtpd_server *srv, const char *addr, const char *port, bool implicit_tls)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -76,6 +76,7 @@ listener_bind(smtpd_server *srv, const char *addr, const char *port)
     l[srv->nlisteners].port = listener_port_of(fd);
     l[srv->nlisteners].lev = NULL;
     l[srv->nlisteners].resume = NULL;
+    l[srv->nlisteners].implicit_tls = implicit_tls;
     srv->nlisteners++;
     return SMTPD_OK;
 }
@@ -84,9 +85,12 @@ static void
 listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                    int salen, void *arg)
 {
-    (void)lev;
     (void)salen;
     smtpd_server *srv = arg;
+    bool implicit_tls = false;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (srv->listeners[i].lev == lev)
+            implicit_tls = srv->listeners[i].implicit_tls;
     char host[INET6_ADDRSTRLEN] = "";
     int port = 0;
     if (sa->sa_family == AF_INET) {
@@ -98,7 +102,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
         port = ntohs(in6->sin6_port);
     }
-    conn_accept(srv, fd, host, port);
+    conn_accept(srv, fd, host, port, implicit_tls);
 }
 
 static void

@@ -7,11 +7,13 @@
 
 #include "core/str.h"
 #include "smtp/options.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +128,55 @@ smtpd_server_listen(smtpd_server *srv, const char *addr, const char *port)
 {
     if (atomic_load(&srv->state) != SERVER_NEW)
         return SMTPD_ESTATE;
-    return listener_bind(srv, addr ? addr : "127.0.0.1", port ? port : "25");
+    return listener_bind(srv, addr ? addr : "127.0.0.1", port ? port : "25", false);
+}
+
+SMTPD_API int
+smtpd_server_listen_tls(smtpd_server *srv, const char *addr, const char *port)
+{
+    if (atomic_load(&srv->state) != SERVER_NEW)
+        return SMTPD_ESTATE;
+    return listener_bind(srv, addr ? addr : "127.0.0.1", port ? port : "465", true);
+}
+
+SMTPD_API int
+smtpd_server_set_ssl_ctx(smtpd_server *srv, struct ssl_ctx_st *ctx)
+{
+    if (!ctx)
+        return SMTPD_EINVAL;
+    if (atomic_load(&srv->state) != SERVER_NEW)
+        return SMTPD_ESTATE;
+    SSL_CTX_up_ref(ctx);
+    SSL_CTX_free(srv->ssl_ctx);
+    srv->ssl_ctx = ctx;
+    return SMTPD_OK;
+}
+
+/* The TLS context from the tls-cert/tls-key options, unless the embedder gave one. */
+static int
+server_setup_tls(smtpd_server *srv)
+{
+    const smtpd_options *o = &srv->opts;
+    if (!srv->ssl_ctx && (o->tls_cert_file || o->tls_key_file)) {
+        if (!o->tls_cert_file || !o->tls_key_file) {
+            server_set_error(srv, "TLS needs both tls-cert and tls-key");
+            return SMTPD_EINVAL;
+        }
+        char err[sizeof srv->errmsg];
+        srv->ssl_ctx = tls_ctx_new(o->tls_cert_file, o->tls_key_file, err, sizeof err);
+        if (!srv->ssl_ctx) {
+            server_set_error(srv, "%s", err);
+            return SMTPD_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i].implicit_tls && !srv->ssl_ctx) {
+            server_set_error(srv, "an implicit TLS listener needs a certificate");
+            return SMTPD_EINVAL;
+        }
+    }
+    srv->env.tls_available = srv->ssl_ctx != NULL;
+    return SMTPD_OK;
 }
 
 SMTPD_API int
@@ -233,11 +283,14 @@ server_setup(smtpd_server *srv)
         server_set_error(srv, "no listening address: call smtpd_server_listen first");
         return SMTPD_ESTATE;
     }
+    int rc = server_setup_tls(srv);
+    if (rc != SMTPD_OK)
+        return rc;
     srv->wakeup = event_new(srv->base, -1, 0, server_wakeup_cb, srv);
     srv->grace_timer = evtimer_new(srv->base, server_grace_cb, srv);
     if (!srv->wakeup || !srv->grace_timer)
         return SMTPD_ENOMEM;
-    int rc = listener_attach_all(srv);
+    rc = listener_attach_all(srv);
     if (rc != SMTPD_OK)
         return rc;
     atomic_store(&srv->state, SERVER_RUNNING);
@@ -408,6 +461,7 @@ smtpd_server_free(smtpd_server *srv)
         c = next;
     }
     pthread_mutex_destroy(&srv->lock);
+    SSL_CTX_free(srv->ssl_ctx);
     options_cleanup(&srv->opts);
     free(srv);
 }

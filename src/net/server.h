@@ -22,6 +22,7 @@
 struct event_base;
 struct event;
 struct evconnlistener;
+typedef struct ssl_ctx_st SSL_CTX;
 
 typedef enum server_state {
     SERVER_NEW = 0, /* configuring, listening sockets may be bound */
@@ -33,6 +34,7 @@ typedef enum server_state {
 typedef struct listener {
     int fd;
     int port;
+    bool implicit_tls; /* RFC 8314: the handshake comes before the greeting */
     struct evconnlistener *lev;
     struct event *resume; /* re-enables accepting after EMFILE */
 } listener;
@@ -55,6 +57,7 @@ struct smtpd_server {
 
     listener *listeners;
     size_t nlisteners;
+    SSL_CTX *ssl_ctx; /* NULL: no TLS */
 
     struct event_base *base;
     bool own_base;
@@ -83,13 +86,13 @@ void server_set_error(smtpd_server *srv, const char *fmt, ...)
 void server_conn_closed(smtpd_server *srv);
 
 /* listener.c */
-int listener_bind(smtpd_server *srv, const char *addr, const char *port);
+int listener_bind(smtpd_server *srv, const char *addr, const char *port, bool implicit_tls);
 int listener_attach_all(smtpd_server *srv);
 void listener_close_all(smtpd_server *srv);
 
 /* conn.c */
 struct conn;
-void conn_accept(smtpd_server *srv, int fd, const char *addr, int port);
+void conn_accept(smtpd_server *srv, int fd, const char *addr, int port, bool implicit_tls);
 /* Continue a session after a completion: run the hook result, feed held input. */
 void conn_complete(struct conn *c, const completion *done);
 /* Grace period over: 421 and close once written. */

@@ -189,6 +189,15 @@ commands_mail_params(smtpd_session *s, const parse_path *p)
                 return false;
             }
             s->cand.body8 = str_ieq(v, "8BITMIME");
+        } else if (str_ieq(k, "AUTH") && s->env->hooks->on_auth) {
+            /* RFC 4954 5: AUTH=<mailbox> in xtext, or <>; we trust no client's claim, so
+               it is checked and then treated as AUTH=<> */
+            char decoded[PARSE_MAX_PATH + 3];
+            if (!v || (strcmp(v, "<>") != 0 &&
+                       parse_xtext_decode(v, decoded, sizeof decoded) < 0)) {
+                session_error(s, 501, "5.5.4", "Bad parameter syntax");
+                return false;
+            }
         } else if (str_ieq(k, "SMTPUTF8") && o->smtputf8) {
             if (v) {
                 session_error(s, 501, "5.5.4", "Bad parameter syntax");
@@ -212,6 +221,14 @@ cmd_mail(smtpd_session *s, const char *args)
     }
     if (s->tx.active) {
         session_error(s, 503, "5.5.1", "Error: nested MAIL command");
+        return;
+    }
+    if (s->env->opts->require_tls && !s->tls) {
+        session_error(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+        return;
+    }
+    if (s->env->opts->auth_required && !s->auth_user) {
+        session_error(s, 530, "5.7.0", "Authentication required");
         return;
     }
     parse_path p;
@@ -359,6 +376,9 @@ commands_finish_data(smtpd_session *s, smtpd_verdict v)
         .esmtp = s->esmtp,
         .smtputf8 = s->tx.smtputf8,
         .now = s->now,
+        .tls_version = s->tls_version,
+        .tls_cipher = s->tls_cipher,
+        .auth_user = s->auth_user,
     };
     /* the trace headers are at most a few KiB: helo, sender and recipient are capped */
     buf_init(&s->msg, env->opts->max_message_size + 8192);
@@ -511,6 +531,34 @@ cmd_help(smtpd_session *s, const char *args)
                   "Commands supported:\nHELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* STARTTLS (RFC 3207) and AUTH (RFC 4954, sasl.c)                                    */
+/* ---------------------------------------------------------------------------------- */
+
+static void
+cmd_starttls(smtpd_session *s, const char *args)
+{
+    (void)args;
+    if (!s->env->tls_available) {
+        session_error(s, 502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    if (s->tls) {
+        session_error(s, 554, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    session_reply(s, 220, "2.0.0", "Ready to start TLS");
+    /* from here the session reads nothing until the I/O layer finished the handshake
+       (and dropped whatever plaintext followed this command: CVE-2011-0411) */
+    s->tls_requested = true;
+}
+
+static void
+cmd_auth(smtpd_session *s, const char *args)
+{
+    sasl_start(s, args);
+}
+
 static const command command_table[] = {
     {"HELO", CMD_ENDS_GROUP, cmd_helo, NULL},
     {"EHLO", CMD_ENDS_GROUP, cmd_ehlo, NULL},
@@ -523,13 +571,34 @@ static const command command_table[] = {
     {"VRFY", CMD_ENDS_GROUP | CMD_JUNK, cmd_vrfy, NULL},
     {"EXPN", CMD_ENDS_GROUP | CMD_JUNK, cmd_expn, NULL},
     {"HELP", CMD_ENDS_GROUP | CMD_JUNK, cmd_help, NULL},
+    {"STARTTLS", CMD_ENDS_GROUP | CMD_NO_ARGS, cmd_starttls, "STARTTLS"},
+    {"AUTH", CMD_ENDS_GROUP, cmd_auth, NULL},
 };
+
+/* Transcripts never show credentials: "AUTH PLAIN <initial response>" is logged with
+   "***" in place of the response. */
+static void
+commands_log(smtpd_session *s, const char *line, size_t len, size_t vlen)
+{
+    if (vlen == 4 && str_ieqn(line, "AUTH", 4)) {
+        const char *mech = line + 4 + strspn(line + 4, " ");
+        size_t mlen = strcspn(mech, " ");
+        if (mech[mlen]) {
+            char masked[64];
+            int n = snprintf(masked, sizeof masked, "AUTH %.*s ***", (int)(mlen < 32 ? mlen : 32),
+                             mech);
+            session_log(s, SMTPD_LOG_IN, masked, (size_t)n);
+            return;
+        }
+    }
+    session_log(s, SMTPD_LOG_IN, line, len);
+}
 
 void
 commands_run(smtpd_session *s, const char *line, size_t len)
 {
-    session_log(s, SMTPD_LOG_IN, line, len);
     size_t vlen = strcspn(line, " ");
+    commands_log(s, line, len, vlen);
     const char *args = line + vlen;
     while (*args == ' ')
         args++;
@@ -545,7 +614,7 @@ commands_run(smtpd_session *s, const char *line, size_t len)
 
     const command *cmd = NULL;
     for (size_t i = 0; i < sizeof command_table / sizeof command_table[0]; i++) {
-        if (vlen == 4 && str_ieqn(line, command_table[i].verb, 4)) {
+        if (vlen == strlen(command_table[i].verb) && str_ieqn(line, command_table[i].verb, vlen)) {
             cmd = &command_table[i];
             break;
         }
@@ -598,6 +667,14 @@ commands_finish(smtpd_session *s, session_wait kind, smtpd_verdict v)
         break;
     case WAIT_DELIVER:
         commands_finish_deliver(s, v);
+        break;
+    case WAIT_AUTH:
+        sasl_finish(s, v);
+        break;
+    case WAIT_TLS:
+        /* only a refusal needs a word: the client speaks first after the handshake */
+        if (v == SMTPD_REJECT || v == SMTPD_DISCONNECT || v == SMTPD_TEMPFAIL)
+            session_reply(s, 421, "4.7.0", "%s TLS session refused", s->env->opts->hostname);
         break;
     case WAIT_NONE:
         break;

@@ -15,6 +15,14 @@ ehlo_reply(smtpd_session *s)
     if (o->pipelining)
         buf_append_str(&b, "PIPELINING\n"); /* RFC 2920 */
     buf_printf(&b, "SIZE %zu\n", o->max_message_size); /* RFC 1870: the real limit */
+    if (s->env->tls_available && !s->tls)
+        buf_append_str(&b, "STARTTLS\n"); /* RFC 3207 4.2: not again once TLS is on */
+    if (sasl_is_offered(s)) {
+        char mechs[64];
+        sasl_mech_list(s, mechs, sizeof mechs);
+        if (mechs[0])
+            buf_printf(&b, "AUTH %s\n", mechs); /* RFC 4954 3 */
+    }
     if (o->enhanced_status_codes)
         buf_append_str(&b, "ENHANCEDSTATUSCODES\n"); /* RFC 2034 */
     buf_append_str(&b, "8BITMIME"); /* RFC 6152 */

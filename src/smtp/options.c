@@ -57,9 +57,11 @@ smtpd_options_init(smtpd_options *o)
     o->pipelining = 1;
     o->vrfy = 1;
     o->stop_grace_ms = 5000;
+    o->tls_timeout_ms = 30000;
 }
 
-typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_BARE } opt_kind;
+/* OPT_STR is a token (no spaces: hostnames); OPT_TEXT may hold spaces (banner, paths). */
+typedef enum opt_kind { OPT_STR, OPT_TEXT, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_BARE } opt_kind;
 
 typedef struct opt_row {
     const char *name;
@@ -71,7 +73,7 @@ typedef struct opt_row {
 #define ROW(n, k, field, lo, hi) {n, k, offsetof(smtpd_options, field), lo, hi}
 static const opt_row opt_table[] = {
     ROW("hostname", OPT_STR, hostname, 0, 0),
-    ROW("banner", OPT_STR, banner, 0, 0),
+    ROW("banner", OPT_TEXT, banner, 0, 0),
     ROW("max-message-size", OPT_SIZE, max_message_size, 1024, (unsigned long long)1 << 40),
     ROW("max-recipients", OPT_UINT, max_recipients, 1, 1000000),
     ROW("max-command-line", OPT_UINT, max_command_line, 512, 4000),
@@ -88,6 +90,13 @@ static const opt_row opt_table[] = {
     ROW("pipelining", OPT_BOOL, pipelining, 0, 1),
     ROW("vrfy", OPT_BOOL, vrfy, 0, 1),
     ROW("stop-grace", OPT_UINT, stop_grace_ms, 0, 86400000),
+    ROW("tls-cert", OPT_TEXT, tls_cert_file, 0, 0),
+    ROW("tls-key", OPT_TEXT, tls_key_file, 0, 0),
+    ROW("tls-timeout", OPT_UINT, tls_timeout_ms, 10, 86400000),
+    ROW("require-tls", OPT_BOOL, require_tls, 0, 1),
+    ROW("allow-insecure-auth", OPT_BOOL, allow_insecure_auth, 0, 1),
+    ROW("auth-required", OPT_BOOL, auth_required, 0, 1),
+    ROW("auth-mechanisms", OPT_TEXT, auth_mechanisms, 0, 0),
 };
 #undef ROW
 
@@ -124,10 +133,11 @@ options_validate(const smtpd_options *o)
         const char *base = (const char *)o + r->offset;
         unsigned long long v = 0;
         switch (r->kind) {
-        case OPT_STR: {
+        case OPT_STR:
+        case OPT_TEXT: {
             const char *s;
             memcpy(&s, base, sizeof s);
-            if (options_check_token(s, r->offset == offsetof(smtpd_options, banner)))
+            if (options_check_token(s, r->kind == OPT_TEXT))
                 return SMTPD_EINVAL;
             continue;
         }
@@ -172,8 +182,9 @@ options_set(smtpd_options *o, const char *name, const char *value)
     char *base = (char *)o + r->offset;
     uint64_t v = 0;
     switch (r->kind) {
-    case OPT_STR: {
-        if (options_check_token(value, r->offset == offsetof(smtpd_options, banner)))
+    case OPT_STR:
+    case OPT_TEXT: {
+        if (options_check_token(value, r->kind == OPT_TEXT))
             return SMTPD_EINVAL;
         char *copy = str_dup(value);
         if (!copy)
@@ -224,7 +235,8 @@ options_get(const smtpd_options *o, const char *name, char *out, size_t size)
     const char *base = (const char *)o + r->offset;
     int n = 0;
     switch (r->kind) {
-    case OPT_STR: {
+    case OPT_STR:
+    case OPT_TEXT: {
         const char *s;
         memcpy(&s, base, sizeof s);
         n = snprintf(out, size, "%s", s ? s : "");
@@ -266,6 +278,13 @@ options_copy(smtpd_options *dst, const smtpd_options *src)
     *dst = *src;
     dst->hostname = NULL;
     dst->banner = NULL;
+    dst->tls_cert_file = dst->tls_key_file = dst->auth_mechanisms = NULL;
+    if ((src->tls_cert_file && !(dst->tls_cert_file = str_dup(src->tls_cert_file))) ||
+        (src->tls_key_file && !(dst->tls_key_file = str_dup(src->tls_key_file))) ||
+        (src->auth_mechanisms && !(dst->auth_mechanisms = str_dup(src->auth_mechanisms)))) {
+        options_cleanup(dst);
+        return SMTPD_ENOMEM;
+    }
     char host[256];
     const char *h = src->hostname;
     if (!h) {
@@ -291,6 +310,10 @@ options_cleanup(smtpd_options *o)
 {
     free((char *)o->hostname);
     free((char *)o->banner);
+    free((char *)o->tls_cert_file);
+    free((char *)o->tls_key_file);
+    free((char *)o->auth_mechanisms);
     o->hostname = NULL;
     o->banner = NULL;
+    o->tls_cert_file = o->tls_key_file = o->auth_mechanisms = NULL;
 }

@@ -59,8 +59,9 @@ reply_format(buf *out, int code, const char *enhanced, const char *text,
             unsigned char c = (unsigned char)p[i];
             line[len++] = (c < 32 && c != '\t') || c == 127 ? '?' : (char)c;
         }
-        /* 4.2: "Reply-code [ SP textstring ]": no SP without text on the last line */
-        if (tlen == 0 && line[len - 1] == ' ')
+        /* 4.2: "Reply-code [ SP textstring ]": no SP without text on the last line;
+           except an empty AUTH challenge, which RFC 4954 4 writes as "334 " */
+        if (tlen == 0 && line[len - 1] == ' ' && code != 334)
             len--;
         if (line_cb)
             line_cb(ctx, line, len);

@@ -74,6 +74,11 @@ session_free(smtpd_session *s)
     if (s->connected && h->on_close)
         h->on_close(s, s->env->user);
     free(s->helo);
+    free(s->tls_version);
+    free(s->tls_cipher);
+    free(s->tls_peer);
+    free(s->auth_user);
+    sasl_reset(s);
     session_clear_hook_reply(s);
     session_clear_candidate(s);
     buf_cleanup(&s->line);
@@ -250,7 +255,50 @@ session_refuse_busy(smtpd_session *s)
 bool
 session_is_blocked(const smtpd_session *s)
 {
-    return s->waiting != WAIT_NONE;
+    return s->waiting != WAIT_NONE || s->tls_requested;
+}
+
+bool
+session_tls_requested(const smtpd_session *s)
+{
+    return s->tls_requested;
+}
+
+static char *
+session_dup_or_null(const char *v)
+{
+    return v ? str_dup(v) : NULL;
+}
+
+void
+session_tls_done(smtpd_session *s, const char *version, const char *cipher, const char *peer)
+{
+    /* RFC 3207 4.2: "discard any knowledge obtained from the client"; nothing it sent in
+       plaintext after STARTTLS was read (the I/O layer dropped it) */
+    session_tx_reset(s);
+    sasl_reset(s);
+    free(s->helo);
+    free(s->auth_user);
+    s->helo = NULL;
+    s->auth_user = NULL;
+    s->esmtp = false;
+    buf_clear(&s->line);
+    s->line_overflow = s->line_bad_char = s->line_last_cr = false;
+    s->tls_requested = false;
+    s->tls = true;
+    free(s->tls_version);
+    free(s->tls_cipher);
+    free(s->tls_peer);
+    s->tls_version = session_dup_or_null(version);
+    s->tls_cipher = session_dup_or_null(cipher);
+    s->tls_peer = session_dup_or_null(peer);
+    const smtpd_hooks *h = s->env->hooks;
+    if (!h->on_tls)
+        return;
+    session_hook_begin(s, WAIT_TLS);
+    smtpd_verdict v = h->on_tls(s, s->env->user);
+    if (!session_hook_end(s, v))
+        commands_finish(s, WAIT_TLS, v);
 }
 
 bool
@@ -287,6 +335,21 @@ session_line_done(smtpd_session *s)
     bool overflow = s->line_overflow, bad = s->line_bad_char;
     s->line_overflow = s->line_bad_char = false;
     /* RFC 5321 4.5.3.1.4: 512 octets incl. CRLF; MAIL/RCPT get the extension room */
+    if (s->sasl.stage != SASL_NONE) {
+        /* an AUTH response: never logged, never parsed as a command */
+        session_log(s, SMTPD_LOG_IN, "***", 3);
+        if (overflow) {
+            sasl_reset(s);
+            session_error(s, 500, "5.5.6", "Authentication Exchange line is too long");
+        } else if (bad) {
+            sasl_reset(s);
+            session_error(s, 501, "5.5.2", "Error: invalid base64 data");
+        } else {
+            sasl_input(s, line, len);
+        }
+        buf_clear(&s->line);
+        return;
+    }
     bool ext = len >= 4 && (str_ieqn(line, "MAIL", 4) || str_ieqn(line, "RCPT", 4));
     if (!overflow && !ext && len + 2 > s->env->opts->max_command_line)
         overflow = true;
@@ -508,6 +571,36 @@ SMTPD_API unsigned
 smtpd_session_findings(const smtpd_session *s)
 {
     return s->findings | s->tx.findings;
+}
+
+SMTPD_API int
+smtpd_session_is_tls(const smtpd_session *s)
+{
+    return s->tls;
+}
+
+SMTPD_API const char *
+smtpd_session_tls_version(const smtpd_session *s)
+{
+    return s->tls_version;
+}
+
+SMTPD_API const char *
+smtpd_session_tls_cipher(const smtpd_session *s)
+{
+    return s->tls_cipher;
+}
+
+SMTPD_API const char *
+smtpd_session_tls_peer(const smtpd_session *s)
+{
+    return s->tls_peer;
+}
+
+SMTPD_API const char *
+smtpd_session_auth_user(const smtpd_session *s)
+{
+    return s->auth_user;
 }
 
 SMTPD_API void

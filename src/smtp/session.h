@@ -31,6 +31,7 @@ typedef struct session_env {
     void *user;
     smtpd_server *server;
     char id_prefix[8];              /* random per server, so ids differ across restarts */
+    bool tls_available;             /* a TLS context exists: STARTTLS may be offered */
     _Atomic uint64_t next_msg_id;   /* message ids within this server */
 } session_env;
 
@@ -52,8 +53,29 @@ typedef enum session_wait {
     WAIT_MAIL,
     WAIT_RCPT,
     WAIT_DATA,
-    WAIT_DELIVER
+    WAIT_DELIVER,
+    WAIT_AUTH,
+    WAIT_TLS
 } session_wait;
+
+/* Where an AUTH exchange stands (RFC 4954 4). */
+typedef enum sasl_stage {
+    SASL_NONE = 0,
+    SASL_PLAIN,      /* sent "334 ", waiting for the PLAIN response */
+    SASL_LOGIN_USER, /* sent "334 VXNlcm5hbWU6" (Username:) */
+    SASL_LOGIN_PASS, /* sent "334 UGFzc3dvcmQ6" (Password:) */
+    SASL_CRAM        /* sent the CRAM-MD5 challenge */
+} sasl_stage;
+
+typedef struct session_sasl {
+    sasl_stage stage;
+    char mech[16];
+    char challenge[160]; /* CRAM-MD5: the challenge we sent, decoded */
+    char *authzid;
+    char *user;
+    char *password;      /* PLAIN/LOGIN; wiped before it is freed */
+    char *cram_digest;   /* CRAM-MD5: the client's hex digest */
+} session_sasl;
 
 /* The envelope of the current mail transaction. */
 typedef struct session_tx {
@@ -124,6 +146,16 @@ struct smtpd_session {
     uint64_t seq_counter;
     session_hook_reply hook_reply;
     session_candidate cand;
+
+    /* TLS (the I/O layer does the handshake; the session only knows the outcome) */
+    bool tls;              /* the connection is encrypted */
+    bool tls_requested;    /* STARTTLS answered 220: stop reading until the handshake */
+    char *tls_version;
+    char *tls_cipher;
+    char *tls_peer;
+    /* AUTH */
+    char *auth_user;
+    session_sasl sasl;
 };
 
 /* Create a session for a client; NULL when out of memory. */
@@ -188,6 +220,24 @@ void session_log(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t l
 int session_verdict_reply(smtpd_session *s, smtpd_verdict v, int ok_code, const char *ok_enh,
                           const char *ok_text, int rej_code, const char *rej_enh,
                           const char *rej_text);
+
+/* The I/O layer finished a TLS handshake: forget everything the client said before
+   (RFC 3207 4.2), note the TLS facts and ask on_tls. Strings are copied. */
+void session_tls_done(smtpd_session *s, const char *version, const char *cipher,
+                      const char *peer);
+/* STARTTLS was answered with 220: the I/O layer must now drop buffered input, write the
+   output and start the handshake. */
+bool session_tls_requested(const smtpd_session *s);
+
+/* sasl.c: AUTH (RFC 4954) */
+void sasl_start(smtpd_session *s, const char *args);
+void sasl_input(smtpd_session *s, const char *line, size_t len);
+void sasl_finish(smtpd_session *s, smtpd_verdict v);
+void sasl_reset(smtpd_session *s);
+/* Is AUTH offered now (hook set, and TLS active or insecure AUTH allowed)? */
+bool sasl_is_offered(const smtpd_session *s);
+/* The enabled mechanisms, space-separated, for EHLO. */
+void sasl_mech_list(const smtpd_session *s, char *out, size_t size);
 
 /* commands.c: run one complete command line (without CRLF). */
 void commands_run(smtpd_session *s, const char *line, size_t len);

@@ -50,8 +50,12 @@ trace_append(buf *out, const trace_info *t)
 {
     char date[64];
     trace_format_date(t->now, date, sizeof date);
-    /* RFC 3848 / RFC 6531 4.3: SMTP, ESMTP, UTF8SMTP (TLS and AUTH add S/A later) */
-    const char *with = t->smtputf8 ? "UTF8SMTP" : t->esmtp ? "ESMTP" : "SMTP";
+    /* RFC 3848 / RFC 6531 4.3: SMTP, ESMTP, UTF8SMTP, with S for TLS and A for AUTH */
+    bool tls = t->tls_version != NULL, auth = t->auth_user != NULL;
+    char with[16];
+    snprintf(with, sizeof with, "%s%s%s",
+             t->smtputf8 ? "UTF8SMTP" : (t->esmtp || tls || auth) ? "ESMTP" : "SMTP",
+             tls ? "S" : "", auth ? "A" : "");
     int rc = BUF_OK;
 #define TRY(expr)                                                                           \
     do {                                                                                    \
@@ -68,8 +72,21 @@ trace_append(buf *out, const trace_info *t)
     bool literal = helo[0] == '[' && parse_is_domain_or_literal(helo, strlen(helo));
     TRY(trace_append_safe(out, helo, literal ? "();" : "()[];"));
     /* 4.1.3: an IPv6 address literal carries the "IPv6:" tag */
-    TRY(buf_printf(out, " ([%s%s])\r\n\tby ", strchr(t->client_addr, ':') ? "IPv6:" : "",
+    TRY(buf_printf(out, " ([%s%s])\r\n", strchr(t->client_addr, ':') ? "IPv6:" : "",
                    t->client_addr));
+    if (tls) {
+        TRY(buf_append_str(out, "\t(using "));
+        TRY(trace_append_safe(out, t->tls_version, "()"));
+        TRY(buf_append_str(out, " with cipher "));
+        TRY(trace_append_safe(out, t->tls_cipher ? t->tls_cipher : "unknown", "()"));
+        TRY(buf_append_str(out, ")\r\n"));
+    }
+    if (auth) {
+        TRY(buf_append_str(out, "\t(Authenticated sender: "));
+        TRY(trace_append_safe(out, t->auth_user, "()"));
+        TRY(buf_append_str(out, ")\r\n"));
+    }
+    TRY(buf_append_str(out, "\tby "));
     TRY(trace_append_safe(out, t->host, "()[];"));
     TRY(buf_printf(out, " (libsmtpd) with %s id %s", with, t->id));
     if (t->for_rcpt) {

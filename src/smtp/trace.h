@@ -22,6 +22,9 @@ typedef struct trace_info {
     bool esmtp;
     bool smtputf8;
     time_t now;
+    const char *tls_version; /* NULL without TLS */
+    const char *tls_cipher;
+    const char *auth_user;   /* NULL without AUTH */
 } trace_info;
 
 /* Append "Return-Path: <...>\r\nReceived: ...\r\n" to out. Returns a BUF_* code. */

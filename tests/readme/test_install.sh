@@ -18,7 +18,7 @@ $cc -std=c11 -Wall -Werror "$prefix/example.c" $(pkg-config --cflags --libs libs
     $SANITIZE_FLAGS -Wl,-rpath,"$(pkg-config --variable=libdir libsmtpd)" -o "$prefix/shared"
 $cc -std=c11 -Wall -Werror "$prefix/example.c" -static-libgcc \
     $(pkg-config --cflags libsmtpd) "$(pkg-config --variable=libdir libsmtpd)/libsmtpd.a" \
-    $(pkg-config --libs --static libevent_core libevent_pthreads) -lpthread $SANITIZE_FLAGS \
+    $(pkg-config --libs --static libevent_core libevent_pthreads libevent_openssl openssl) -lpthread $SANITIZE_FLAGS \
     -o "$prefix/static"
 
 # The public header also compiles as C99 and as C++ (when a C++ compiler is here).

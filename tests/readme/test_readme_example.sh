@@ -9,7 +9,7 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' "$src_dir/README.md" > "$work/example.c"
 test -s "$work/example.c"
 $cc -std=c11 -Wall -Wextra -Werror -I"$src_dir/include" "$work/example.c" \
-    "$build_dir/libsmtpd.a" $(pkg-config --libs libevent_core libevent_pthreads) -lpthread \
+    "$build_dir/libsmtpd.a" $(pkg-config --libs libevent_core libevent_pthreads libevent_openssl openssl) -lpthread \
     $SANITIZE_FLAGS -o "$work/example"
 
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
