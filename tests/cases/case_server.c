@@ -5,35 +5,48 @@
  * writes every hook call to an events file that test_cases.py compares with the case.
  *
  * Usage:
- *   case_server [--opt NAME=VALUE]... [--hook SPEC]... [--log] --events FILE
+ *   case_server [--opt NAME=VALUE]... [--hook SPEC]... [--auth USER:PASS]... [--log]
+ *               [--listen-tls] --events FILE
  *
  *   --opt NAME=VALUE  smtpd_server_configure(NAME, VALUE); on error: message, exit 2.
  *                     Before the --opt values, hostname is set to "mx.example" so
  *                     replies are predictable; "--opt hostname=..." overrides it.
  *   --hook SPEC       a verdict rule (below); rules are tried in order, first match wins,
  *                     no match answers ACCEPT.
+ *   --auth USER:PASS  a credential (repeatable; PASS is the rest after the first ':').
+ *                     Any --auth, or any auth: rule, sets the on_auth hook (without it
+ *                     the library offers no AUTH). on_auth without a matching auth: rule
+ *                     "checks": ACCEPT when a credential has exactly this user and
+ *                     smtpd_auth_check_password(s, auth, PASS) is 1, else REJECT.
+ *   --listen-tls      also listen for implicit TLS (smtpd_server_listen_tls) on
+ *                     127.0.0.1 port 0; needs tls-cert/tls-key through --opt.
  *   --log             also record the on_log transcript (events log-in/log-out/log-info).
  *   --events FILE     the events file (truncated at start).
  *
+ * on_tls is always set (it records the tls event; tls: rules may refuse).
+ *
  * It listens on 127.0.0.1 port 0, starts the server in its own thread, prints
- * "PORT <n>" on stdout, then waits until stdin reaches EOF (or SIGTERM), completes every
+ * "PORT <n>" (with --listen-tls "PORT <n> TLSPORT <m>") on stdout, then waits until stdin reaches EOF (or SIGTERM), completes every
  * queued pending answer, calls smtpd_server_stop(srv, 1000) and smtpd_server_free, and
  * exits 0. SIGPIPE is ignored, as an embedding application does.
  *
  * Hook SPEC:  STAGE:VERDICT[/MS]:GLOB[:CODE:ENHANCED:TEXT]
- *   STAGE     connect | helo | mail | rcpt | data | chunk | deliver
- *   VERDICT   accept | reject | tempfail | disconnect. With /MS the hook answers
- *             SMTPD_PENDING and a worker thread calls smtpd_server_complete with VERDICT
- *             (and the reply, if given) MS milliseconds later.
+ *   STAGE     connect | helo | mail | rcpt | data | chunk | deliver | auth | tls
+ *   VERDICT   accept | reject | tempfail | disconnect, and for auth also check (the
+ *             password check of --auth, decided during the hook). With /MS the hook
+ *             answers SMTPD_PENDING and a worker thread calls smtpd_server_complete with
+ *             VERDICT (and the reply, if given) MS milliseconds later.
  *   GLOB      matched case-insensitively ('*' any run, '?' one octet) against:
  *             connect: the client address; helo: the HELO/EHLO argument; mail: the
  *             sender (without < >, "" for <>); rcpt: the recipient; data, deliver: the
- *             sender; chunk: the data piece. GLOB cannot contain ':'.
+ *             sender; chunk: the data piece; auth: the user (authentication identity);
+ *             tls: the TLS version ("TLSv1.3"). GLOB cannot contain ':'.
  *   CODE:ENHANCED:TEXT  an optional reply, set with smtpd_session_set_reply before the
  *             verdict (or given to smtpd_server_complete). ENHANCED may be empty (NULL).
  *             TEXT is the rest of the SPEC (it may contain ':'); "\n" in it is a newline.
  *   Examples: mail:reject:*@bad.example     rcpt:tempfail:*     deliver:accept/300
- *             rcpt:reject:nobody@*:550:5.1.1:no such user
+ *             rcpt:reject:nobody@*:550:5.1.1:no such user     auth:check/300:*
+ *             auth:tempfail:slow*:454:4.7.0:try later     tls:disconnect:TLSv1.2
  *
  * Events, one line each (strings escaped: control octets and '\' as \xNN):
  *   connect ADDR                   (ADDR plus " port=N" if the client port is not > 0)
@@ -52,6 +65,15 @@
  *   set-reply-error RC             (smtpd_session_set_reply refused the rule's reply)
  *   complete-error STAGE RC        (smtpd_server_complete did not return 0)
  *   log-in LINE / log-out LINE / log-info LINE   (with --log)
+ *   auth mech=M authzid=Z user=U password=P check=0|1|-
+ *                                  (on_auth; password "(null)" for CRAM-MD5; check: the
+ *                                  smtpd_auth_check_password result against the --auth
+ *                                  credential of this user, "-" when there is none)
+ *   tls version=V cipher=C peer=P  (on_tls; peer "(null)" without a client certificate)
+ *   facts tls=V cipher=C peer=P auth=U
+ *                                  (in on_helo, on_mail and after each deliver's chunks
+ *                                  line: smtpd_session_tls_version/_cipher/_peer and
+ *                                  smtpd_session_auth_user; "-" for NULL)
  */
 #include <smtpd.h>
 
@@ -65,15 +87,28 @@
 #include <time.h>
 #include <unistd.h>
 
-enum stage { ST_CONNECT, ST_HELO, ST_MAIL, ST_RCPT, ST_DATA, ST_CHUNK, ST_DELIVER, ST_COUNT };
+enum stage {
+    ST_CONNECT,
+    ST_HELO,
+    ST_MAIL,
+    ST_RCPT,
+    ST_DATA,
+    ST_CHUNK,
+    ST_DELIVER,
+    ST_AUTH,
+    ST_TLS,
+    ST_COUNT
+};
 
-static const char *const stage_names[ST_COUNT] = {"connect", "helo", "mail",   "rcpt",
-                                                  "data",    "chunk", "deliver"};
+static const char *const stage_names[ST_COUNT] = {"connect", "helo",    "mail",
+                                                  "rcpt",    "data",    "chunk",
+                                                  "deliver", "auth",    "tls"};
 
 struct rule {
     enum stage stage;
     smtpd_verdict verdict;
     long pending_ms; /* -1: answer at once */
+    int check;       /* auth: the password check decides the verdict */
     char *glob;
     int code; /* 0: no reply of our own */
     char *enhanced; /* NULL: none */
@@ -85,6 +120,12 @@ struct job {
     struct timespec due;
     smtpd_ticket ticket;
     const struct rule *rule;
+    smtpd_verdict verdict; /* the rule's, or the password check's for "check" */
+};
+
+struct cred {
+    char *user;
+    char *pass;
 };
 
 /* Per-session state: the on_data_chunk pieces of the current message. */
@@ -102,6 +143,10 @@ struct ctx {
     struct rule *rules;
     size_t nrules;
     int log;
+    struct cred *creds;
+    size_t ncreds;
+    int has_auth; /* --auth or an auth: rule: set on_auth */
+    int listen_tls;
     smtpd_server *srv;
     /* the worker that completes pending answers */
     pthread_mutex_t job_lock;
@@ -331,6 +376,8 @@ parse_rule(const char *spec, struct rule *r)
         r->verdict = SMTPD_TEMPFAIL;
     else if (n == 10 && memcmp(p, "disconnect", n) == 0)
         r->verdict = SMTPD_DISCONNECT;
+    else if (n == 5 && memcmp(p, "check", n) == 0 && r->stage == ST_AUTH)
+        r->check = 1;
     else
         return -1;
     if (slash != NULL) {
@@ -399,7 +446,7 @@ find_rule(struct ctx *c, enum stage st, const char *subject, size_t len)
 /* ---------------------------------------------------------------------------------- */
 
 static void
-queue_job(struct ctx *c, smtpd_ticket t, const struct rule *r)
+queue_job(struct ctx *c, smtpd_ticket t, const struct rule *r, smtpd_verdict v)
 {
     struct job *j = calloc(1, sizeof(*j)), **pp;
 
@@ -409,6 +456,7 @@ queue_job(struct ctx *c, smtpd_ticket t, const struct rule *r)
     }
     j->ticket = t;
     j->rule = r;
+    j->verdict = v;
     clock_gettime(CLOCK_MONOTONIC, &j->due);
     j->due.tv_sec += r->pending_ms / 1000;
     j->due.tv_nsec += (r->pending_ms % 1000) * 1000000L;
@@ -461,7 +509,7 @@ worker_main(void *arg)
         pthread_mutex_unlock(&c->job_lock);
         {
             const struct rule *r = j->rule;
-            int rc = smtpd_server_complete(c->srv, j->ticket, r->verdict, r->code,
+            int rc = smtpd_server_complete(c->srv, j->ticket, j->verdict, r->code,
                                            r->enhanced, r->text);
             if (rc != 0)
                 ev_printf(c, "complete-error %s %d", stage_names[r->stage], rc);
@@ -504,7 +552,7 @@ decide(struct ctx *c, smtpd_session *s, enum stage st, const char *subject, size
     if (r->pending_ms >= 0) {
         smtpd_ticket t = smtpd_session_ticket(s);
         ev_printf(c, "pending %s", stage_names[st]);
-        queue_job(c, t, r);
+        queue_job(c, t, r, r->verdict);
         return SMTPD_PENDING;
     }
     if (r->code != 0) {
@@ -513,6 +561,38 @@ decide(struct ctx *c, smtpd_session *s, enum stage st, const char *subject, size
             ev_printf(c, "set-reply-error %d", rc);
     }
     return r->verdict;
+}
+
+/* "facts tls=V cipher=C peer=P auth=U" for the session, into buf. */
+static void
+facts_str(smtpd_session *s, char *buf, size_t size)
+{
+    const char *v[4];
+    char *e[4];
+
+    v[0] = smtpd_session_tls_version(s);
+    v[1] = smtpd_session_tls_cipher(s);
+    v[2] = smtpd_session_tls_peer(s);
+    v[3] = smtpd_session_auth_user(s);
+    for (int i = 0; i < 4; i++)
+        e[i] = v[i] != NULL ? esc_str(v[i]) : NULL;
+    snprintf(buf, size, "facts tls=%s cipher=%s peer=%s auth=%s", e[0] != NULL ? e[0] : "-",
+             e[1] != NULL ? e[1] : "-", e[2] != NULL ? e[2] : "-", e[3] != NULL ? e[3] : "-");
+    for (int i = 0; i < 4; i++)
+        free(e[i]);
+    /* is_tls must agree with the version */
+    if ((smtpd_session_is_tls(s) != 0) != (v[0] != NULL))
+        snprintf(buf, size, "facts-error is_tls=%d version=%s", smtpd_session_is_tls(s),
+                 v[0] != NULL ? "set" : "NULL");
+}
+
+static void
+ev_facts(struct ctx *c, smtpd_session *s)
+{
+    char buf[2048];
+
+    facts_str(s, buf, sizeof(buf));
+    ev_printf(c, "%s", buf);
 }
 
 static smtpd_verdict
@@ -540,6 +620,7 @@ on_helo_cb(smtpd_session *s, const char *name, void *user)
 
     ev_printf(c, "helo %s", e != NULL ? e : "?");
     free(e);
+    ev_facts(c, s);
     return decide(c, s, ST_HELO, name != NULL ? name : "", name != NULL ? strlen(name) : 0);
 }
 
@@ -551,6 +632,7 @@ on_mail_cb(smtpd_session *s, const char *sender, void *user)
 
     ev_printf(c, "mail <%s>", e != NULL ? e : "?");
     free(e);
+    ev_facts(c, s);
     return decide(c, s, ST_MAIL, sender != NULL ? sender : "",
                   sender != NULL ? strlen(sender) : 0);
 }
@@ -619,7 +701,7 @@ on_deliver_cb(smtpd_session *s, const smtpd_message *msg, void *user)
 {
     struct ctx *c = user;
     struct sess *ss = sess_get(s);
-    char findings[512], *to, *es, *eid, *trace, *body;
+    char findings[512], facts[2048], *to, *es, *eid, *trace, *body;
     size_t tolen = 1, o = 0, bodylen = 0, tracelen = msg->trace_size;
     const char *chunks;
 
@@ -656,15 +738,16 @@ on_deliver_cb(smtpd_session *s, const smtpd_message *msg, void *user)
         chunks = "same";
     else
         chunks = "differ";
+    facts_str(s, facts, sizeof(facts));
 
-    pthread_mutex_lock(&c->ev_lock); /* the four lines stay together */
+    pthread_mutex_lock(&c->ev_lock); /* the five lines stay together */
     fprintf(c->events,
             "deliver from=<%s> to=%s bodylen=%zu size=%zu tracelen=%zu findings=%s "
             "8bitmime=%d smtputf8=%d id=%s\n",
             es != NULL ? es : "?", to, bodylen, msg->size, msg->trace_size, findings,
             msg->body_8bitmime, msg->smtputf8, eid != NULL ? eid : "?");
-    fprintf(c->events, "trace %s\nbody %s\nchunks %s\n", trace != NULL ? trace : "?",
-            body != NULL ? body : "?", chunks);
+    fprintf(c->events, "trace %s\nbody %s\nchunks %s\n%s\n", trace != NULL ? trace : "?",
+            body != NULL ? body : "?", chunks, facts);
     fflush(c->events);
     pthread_mutex_unlock(&c->ev_lock);
 
@@ -676,6 +759,73 @@ on_deliver_cb(smtpd_session *s, const smtpd_message *msg, void *user)
     ss->len = 0;
     return decide(c, s, ST_DELIVER, msg->sender != NULL ? msg->sender : "",
                   msg->sender != NULL ? strlen(msg->sender) : 0);
+}
+
+static smtpd_verdict
+on_auth_cb(smtpd_session *s, const smtpd_auth *auth, void *user)
+{
+    struct ctx *c = user;
+    const char *u = auth->user != NULL ? auth->user : "";
+    const struct cred *cr = NULL;
+    const struct rule *r;
+    char *em = esc_str(auth->mechanism), *ez = esc_str(auth->authzid), *eu = esc_str(auth->user),
+         *ep = esc_str(auth->password);
+    int check = -1;
+    smtpd_verdict v;
+
+    for (size_t i = 0; i < c->ncreds; i++)
+        if (strcmp(c->creds[i].user, u) == 0) {
+            cr = &c->creds[i];
+            break;
+        }
+    if (cr != NULL)
+        check = smtpd_auth_check_password(s, auth, cr->pass);
+    if (check == -1)
+        ev_printf(c, "auth mech=%s authzid=%s user=%s password=%s check=-", em ? em : "?",
+                  ez ? ez : "?", eu ? eu : "?", ep ? ep : "?");
+    else
+        ev_printf(c, "auth mech=%s authzid=%s user=%s password=%s check=%d", em ? em : "?",
+                  ez ? ez : "?", eu ? eu : "?", ep ? ep : "?", check);
+    free(em);
+    free(ez);
+    free(eu);
+    free(ep);
+
+    r = find_rule(c, ST_AUTH, u, strlen(u));
+    if (r == NULL || r->check)
+        v = check == 1 ? SMTPD_ACCEPT : SMTPD_REJECT;
+    else
+        v = r->verdict;
+    if (r == NULL)
+        return v;
+    if (r->pending_ms >= 0) {
+        smtpd_ticket t = smtpd_session_ticket(s);
+        ev_printf(c, "pending auth");
+        queue_job(c, t, r, v);
+        return SMTPD_PENDING;
+    }
+    if (r->code != 0) {
+        int rc = smtpd_session_set_reply(s, r->code, r->enhanced, r->text);
+        if (rc != 0)
+            ev_printf(c, "set-reply-error %d", rc);
+    }
+    return v;
+}
+
+static smtpd_verdict
+on_tls_cb(smtpd_session *s, void *user)
+{
+    struct ctx *c = user;
+    const char *ver = smtpd_session_tls_version(s);
+    char *ev = esc_str(ver), *ec = esc_str(smtpd_session_tls_cipher(s)),
+         *ep = esc_str(smtpd_session_tls_peer(s));
+
+    ev_printf(c, "tls version=%s cipher=%s peer=%s", ev ? ev : "?", ec ? ec : "?",
+              ep ? ep : "?");
+    free(ev);
+    free(ec);
+    free(ep);
+    return decide(c, s, ST_TLS, ver != NULL ? ver : "", ver != NULL ? strlen(ver) : 0);
 }
 
 static void
@@ -736,8 +886,8 @@ on_log_cb(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len, voi
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: case_server [--opt NAME=VALUE]... [--hook SPEC]... [--log] "
-                    "--events FILE\n");
+    fprintf(stderr, "usage: case_server [--opt NAME=VALUE]... [--hook SPEC]... "
+                    "[--auth USER:PASS]... [--log] [--listen-tls] --events FILE\n");
     exit(2);
 }
 
@@ -750,10 +900,11 @@ main(int argc, char **argv)
     pthread_t worker;
     pthread_condattr_t ca;
     struct sigaction sa;
-    int rc, port;
+    int rc, port, tls_port = -1;
 
     c.rules = calloc((size_t)argc, sizeof(*c.rules));
-    if (c.rules == NULL)
+    c.creds = calloc((size_t)argc, sizeof(*c.creds));
+    if (c.rules == NULL || c.creds == NULL)
         return 2;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
@@ -763,7 +914,21 @@ main(int argc, char **argv)
                 fprintf(stderr, "case_server: bad hook spec: %s\n", argv[i]);
                 return 2;
             }
+            if (c.rules[c.nrules].stage == ST_AUTH)
+                c.has_auth = 1;
             c.nrules++;
+        } else if (strcmp(argv[i], "--auth") == 0 && i + 1 < argc) {
+            const char *colon = strchr(argv[++i], ':');
+            if (colon == NULL) {
+                fprintf(stderr, "case_server: --auth wants USER:PASS: %s\n", argv[i]);
+                return 2;
+            }
+            c.creds[c.ncreds].user = dup_range(argv[i], (size_t)(colon - argv[i]));
+            c.creds[c.ncreds].pass = dup_range(colon + 1, strlen(colon + 1));
+            c.ncreds++;
+            c.has_auth = 1;
+        } else if (strcmp(argv[i], "--listen-tls") == 0) {
+            c.listen_tls = 1;
         } else if (strcmp(argv[i], "--opt") == 0 && i + 1 < argc) {
             i++; /* applied below, once the server exists */
         } else if (strcmp(argv[i], "--log") == 0) {
@@ -803,6 +968,9 @@ main(int argc, char **argv)
     hooks.on_reset = on_reset_cb;
     hooks.on_close = on_close_cb;
     hooks.on_log = on_log_cb;
+    hooks.on_tls = on_tls_cb;
+    if (c.has_auth)
+        hooks.on_auth = on_auth_cb;
 
     c.srv = smtpd_server_new(NULL, &hooks, &c);
     if (c.srv == NULL) {
@@ -819,7 +987,8 @@ main(int argc, char **argv)
         char *eq, *name;
 
         if (strcmp(argv[i], "--opt") != 0) {
-            if (strcmp(argv[i], "--events") == 0 || strcmp(argv[i], "--hook") == 0)
+            if (strcmp(argv[i], "--events") == 0 || strcmp(argv[i], "--hook") == 0 ||
+                strcmp(argv[i], "--auth") == 0)
                 i++;
             continue;
         }
@@ -846,8 +1015,17 @@ main(int argc, char **argv)
                 smtpd_server_errmsg(c.srv));
         return 2;
     }
+    if (c.listen_tls) {
+        rc = smtpd_server_listen_tls(c.srv, "127.0.0.1", "0");
+        if (rc != 0) {
+            fprintf(stderr, "case_server: listen-tls: %s: %s\n", smtpd_strerror(rc),
+                    smtpd_server_errmsg(c.srv));
+            return 2;
+        }
+        tls_port = smtpd_server_bound_port(c.srv, 1);
+    }
     port = smtpd_server_bound_port(c.srv, 0);
-    if (port <= 0) {
+    if (port <= 0 || (c.listen_tls && tls_port <= 0)) {
         fprintf(stderr, "case_server: no bound port\n");
         return 2;
     }
@@ -861,7 +1039,10 @@ main(int argc, char **argv)
                 smtpd_server_errmsg(c.srv));
         return 2;
     }
-    printf("PORT %d\n", port);
+    if (c.listen_tls)
+        printf("PORT %d TLSPORT %d\n", port, tls_port);
+    else
+        printf("PORT %d\n", port);
     fflush(stdout);
 
     while (!got_term) {
@@ -889,6 +1070,11 @@ main(int argc, char **argv)
         free(c.rules[i].text);
     }
     free(c.rules);
+    for (size_t i = 0; i < c.ncreds; i++) {
+        free(c.creds[i].user);
+        free(c.creds[i].pass);
+    }
+    free(c.creds);
     pthread_cond_destroy(&c.job_cond);
     pthread_mutex_destroy(&c.job_lock);
     pthread_mutex_destroy(&c.ev_lock);
