@@ -900,6 +900,31 @@ def test_utf8_password(start, certs, tmp_path):
         c.close()
 
 
+def test_password_with_nul_refused(start, certs, tmp_path):
+    """A password with a NUL and more after it is not the password (RFC 4616: no NUL in
+    passwd): PLAIN and LOGIN must not authenticate with the part before the NUL, for
+    plain and {SHA256} entries alike."""
+    digest = hashlib.sha256(ASCII_PASSWORD.encode()).hexdigest()
+    users = write_auth_file(tmp_path, "kim:%s\nlee:{SHA256}%s\n" % (ASCII_PASSWORD, digest))
+    ms = start_tls(start, certs, "--auth-file", users)
+    for user in ("kim", "lee"):
+        c = Raw(ms.port)
+        try:
+            c.reply()
+            c.cmd("EHLO client.test")
+            c.cmd("STARTTLS")
+            c.starttls()
+            c.cmd("EHLO client.test")
+            got = c.cmd("AUTH PLAIN " + b64("\0%s\0%s\0junk" % (user, ASCII_PASSWORD)))
+            assert got[0] == 535, (user, got)
+            assert c.cmd("AUTH LOGIN " + b64(user))[0] == 334
+            got = c.cmd(b64(ASCII_PASSWORD + "\0junk"))
+            assert got[0] == 535, (user, got)
+            assert c.cmd("AUTH PLAIN " + b64("\0%s\0%s" % (user, ASCII_PASSWORD)))[0] == 235
+        finally:
+            c.close()
+
+
 def test_cram_md5_challenges_unique(start, certs, tmp_path):
     users = write_auth_file(tmp_path, "ivy:%s\n" % ASCII_PASSWORD)
     ms = start_tls(start, certs, "--auth-file", users)
