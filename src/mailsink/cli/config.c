@@ -14,10 +14,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum opt_kind {
     K_STRING,     /* char *, replaced */
@@ -29,6 +32,7 @@ typedef enum opt_kind {
     K_LOG_FORMAT, /* text|json */
     K_COUNT,      /* -v: counted on argv, a number or yes/no elsewhere */
     K_FLAG,       /* --json, --all: no value */
+    K_BOOL,       /* --require-tls: no value on argv, yes/no elsewhere */
     K_CONFIG,
     K_HELP,
     K_VERSION
@@ -128,6 +132,30 @@ static const opt opts[] = {
      .metavar = "CIDR", .help = "accept only clients in this network"},
     {.name = "deny-host", .kind = K_LIST, .check = C_NONEMPTY, FIELD(deny_host),
      .metavar = "CIDR", .help = "refuse clients in this network"},
+
+    {.section = "TLS and AUTH (without TLS, AUTH gets 538 unless --allow-insecure-auth):",
+     .name = "smtps", .kind = K_LIST, .check = C_LISTEN, FIELD(smtps), .metavar = "ADDR:PORT",
+     .help = "also listen for implicit TLS (RFC 8314) here, e.g. 127.0.0.1:1465; repeatable; "
+             "needs a certificate (default none)"},
+    {.name = "tls-cert", .kind = K_STRING, .check = C_NONEMPTY, FIELD(tls_cert),
+     .metavar = "FILE", .help = "PEM certificate (chain allowed) for STARTTLS and --smtps; "
+                                "with --tls-key"},
+    {.name = "tls-key", .kind = K_STRING, .check = C_NONEMPTY, FIELD(tls_key),
+     .metavar = "FILE", .help = "PEM private key of --tls-cert"},
+    {.name = "tls-self-signed", .kind = K_BOOL, FIELD(tls_self_signed),
+     .help = "make (once) a key and certificate for the hostname in the data directory and "
+             "log its SHA-256 fingerprint"},
+    {.name = "require-tls", .kind = K_BOOL, FIELD(require_tls),
+     .help = "MAIL before STARTTLS gets 530 5.7.0"},
+    {.name = "allow-insecure-auth", .kind = K_BOOL, FIELD(allow_insecure_auth),
+     .help = "offer and accept AUTH without TLS"},
+    {.name = "auth-accept-any", .kind = K_BOOL, FIELD(auth_accept_any),
+     .help = "offer AUTH and accept any user and password (the user is recorded)"},
+    {.name = "auth-file", .kind = K_STRING, .check = C_NONEMPTY, FIELD(auth_file),
+     .metavar = "FILE",
+     .help = "offer AUTH, checking \"user:password\" lines ({SHA256}hex too; see mailsink(1))"},
+    {.name = "auth-required", .kind = K_BOOL, FIELD(auth_required),
+     .help = "MAIL without AUTH gets 530 5.7.0; needs --auth-accept-any or --auth-file"},
 
     {.section = "Logging:", .name = "verbose", .short_name = 'v', .kind = K_COUNT,
      FIELD(verbose), .min = 0, .max = 9, .help = "session transcripts on stderr"},
@@ -490,6 +518,36 @@ apply_string(loader *L, const opt *o, const char *v, const char *where)
     return 0;
 }
 
+/* 1 for yes/true/on/1, 0 for no/false/off/0, -1 for anything else. */
+static int
+parse_yes_no(const char *v)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcmp(v, yes[i]) == 0)
+            return 1;
+        if (strcmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* A switch: present on the command line means yes; a file or the environment says
+   which ("require-tls = yes", "MAILSINK_REQUIRE_TLS=0"). */
+static int
+apply_bool(loader *L, const opt *o, const char *v, const char *where)
+{
+    int yes = v ? parse_yes_no(v) : 1;
+    bool b = yes == 1;
+
+    if (yes < 0)
+        return loader_fail(L, "%s: '%s' is not yes or no", where, SHOW(v));
+    memcpy((char *)L->c + o->off, &b, sizeof b);
+    return 0;
+}
+
 /* verbose: each -v on the command line counts; a file or the environment says how
    much ("verbose = 1", "MAILSINK_VERBOSE=yes"). */
 static int
@@ -507,10 +565,9 @@ apply_count(loader *L, const opt *o, const char *v, const char *where)
             L->c->verbose++;
         return 0;
     }
-    if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0)
-        n = 1;
-    else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "off") == 0)
-        n = 0;
+    int yes = parse_yes_no(v);
+    if (yes >= 0)
+        n = (uint64_t)yes;
     else if (parse_digits(v, &n, &e) < 0 || *e != '\0' || n > o->max)
         return loader_fail(L, "%s: '%s' is not yes, no or a level 0 to %llu", where, SHOW(v),
                            (unsigned long long)o->max);
@@ -552,6 +609,8 @@ opt_apply(loader *L, const opt *o, const char *v, const char *where)
         return apply_word(L, o, v, where);
     case K_COUNT:
         return apply_count(L, o, v, where);
+    case K_BOOL:
+        return apply_bool(L, o, v, where);
     case K_FLAG: {
         bool yes = true;
         memcpy((char *)L->c + o->off, &yes, sizeof yes);
@@ -571,6 +630,7 @@ opt_takes_value(const opt *o)
     switch (o->kind) {
     case K_COUNT:
     case K_FLAG:
+    case K_BOOL:
     case K_HELP:
     case K_VERSION:
         return false;
@@ -1006,10 +1066,65 @@ arity_check(loader *L, const cmdline *cl)
     return 0;
 }
 
+/* A file the server will read at start-up: checked now, so that a typo is a
+   configuration error (exit 2) rather than a failure once the listeners are up. */
+static int
+file_check_readable(loader *L, const char *flag, const char *path)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+    if (fd < 0)
+        return loader_fail(L, "%s: cannot read %s: %s", flag, path, strerror(errno));
+    int e = fstat(fd, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
+    close(fd);
+    if (e)
+        return loader_fail(L, "%s: cannot read %s: %s", flag, path, strerror(e));
+    return 0;
+}
+
+#define TLS_HOW "give --tls-cert and --tls-key, or --tls-self-signed"
+
+/* The TLS and AUTH settings that only make sense together, once every source is in.
+   Their files are checked only for the server: the subcommands never read them. */
+static int
+tls_auth_check(loader *L, const cmdline *cl)
+{
+    const config *c = L->c;
+    bool tls = c->tls_cert || c->tls_self_signed;
+
+    if (c->tls_cert && !c->tls_key)
+        return loader_fail(L, "--tls-cert needs --tls-key");
+    if (c->tls_key && !c->tls_cert)
+        return loader_fail(L, "--tls-key needs --tls-cert");
+    if (c->tls_self_signed && c->tls_cert)
+        return loader_fail(L, "--tls-self-signed conflicts with --tls-cert (use one or the other)");
+    if (c->smtps.count > 0 && !tls)
+        return loader_fail(L, "--smtps needs a certificate: " TLS_HOW);
+    if (c->require_tls && !tls)
+        return loader_fail(L, "--require-tls needs a certificate: " TLS_HOW);
+    if (c->auth_accept_any && c->auth_file)
+        return loader_fail(L, "--auth-file conflicts with --auth-accept-any (use one or the "
+                              "other)");
+    if (c->auth_required && !c->auth_accept_any && !c->auth_file)
+        return loader_fail(L, "--auth-required needs --auth-accept-any or --auth-file");
+    if (cl->cmd != CONFIG_CMD_SERVE)
+        return 0;
+    if (c->tls_cert && (file_check_readable(L, "--tls-cert", c->tls_cert) < 0 ||
+                        file_check_readable(L, "--tls-key", c->tls_key) < 0))
+        return -1;
+    if (c->auth_file && file_check_readable(L, "--auth-file", c->auth_file) < 0)
+        return -1;
+    return 0;
+}
+
 static int
 config_finish(loader *L, const cmdline *cl, char **envp)
 {
     config *c = L->c;
+
+    if (tls_auth_check(L, cl) < 0)
+        return -1;
 
     if (c->smtp.count == 0 && strings_add(&c->smtp, "127.0.0.1:1025") < 0)
         return loader_fail(L, "out of memory");
@@ -1079,10 +1194,13 @@ config_cleanup(config *c)
                         &c->config_file,
                         &c->arg,
                         &c->wait_to,
-                        &c->wait_subject};
+                        &c->wait_subject,
+                        &c->tls_cert,
+                        &c->tls_key,
+                        &c->auth_file};
     config_strings *lists[] = {&c->smtp,          &c->accept_rcpt,   &c->reject_rcpt,
                                &c->accept_sender, &c->reject_sender, &c->allow_host,
-                               &c->deny_host};
+                               &c->deny_host,     &c->smtps};
 
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         free(*strings[i]);
@@ -1204,7 +1322,7 @@ usage_build(text *t)
 const char *
 config_usage(void)
 {
-    static char buf[8192];
+    static char buf[16384];
     text t = {.buf = buf, .size = sizeof buf};
 
     if (!buf[0])
