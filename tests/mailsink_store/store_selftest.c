@@ -3,7 +3,8 @@
  * (src/mailsink/mime.c) against a real database file in a temporary directory: batches,
  * search with hostile queries, byte-exact raw, pruning, deletes keeping the FTS index
  * consistent, a reader beside the writer, disk full and a locked store (nothing of a
- * failed batch visible), corrupt and too-new databases refused.
+ * failed batch visible), corrupt and too-new databases refused, the TLS and AUTH facts
+ * kept, and a schema-1 database read as it is and migrated by the writer.
  *
  * Standalone (no cmocka); build by hand, e.g. from the repository root:
  *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=address,undefined \
@@ -196,6 +197,12 @@ fixture_init(fixture *f, const char *prefix)
                                  .trace_size = 10,
                                  .summary = &f->sums[i]};
     }
+    /* TLS with a client certificate and AUTH; AUTH without TLS; neither */
+    f->msgs[0].tls_version = "TLSv1.3";
+    f->msgs[0].tls_cipher = "TLS_AES_256_GCM_SHA384";
+    f->msgs[0].tls_peer = "CN=client.example,O=Test\\, Inc.";
+    f->msgs[0].auth_user = "alice";
+    f->msgs[1].auth_user = "\xc3\xb6zg\xc3\xbcr";
 }
 
 static void
@@ -357,6 +364,7 @@ typedef struct collected {
     int n;
     char ids[16][32];
     char rcpts[16][128];
+    char peers[16][128];
 } collected;
 
 static bool
@@ -366,6 +374,8 @@ collect_cb(const store_row *row, void *ctx)
     if (c->n < 16) {
         snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", row->id);
         snprintf(c->rcpts[c->n], sizeof(c->rcpts[0]), "%s", row->rcpts);
+        snprintf(c->peers[c->n], sizeof(c->peers[0]), "%s|%s|%s|%s", row->tls_version,
+                 row->tls_cipher, row->tls_peer, row->auth_user);
     }
     c->n++;
     return true;
@@ -400,6 +410,10 @@ test_put_list_search(store *st, fixture *f)
     CHECK(strcmp(c.rcpts[2], "Bob@Example.NET, carol@example.net") == 0, "rcpts: %s", c.rcpts[2]);
     CHECK(strcmp(c.rcpts[0], "Bob@Example.NET, \"odd \\\" quote\"@example.org") == 0,
           "rcpt with quotes survives JSON: %s", c.rcpts[0]);
+    CHECK(strcmp(c.peers[2], "TLSv1.3|TLS_AES_256_GCM_SHA384|CN=client.example,O=Test\\, "
+                             "Inc.|alice") == 0 &&
+              strcmp(c.peers[0], "|||") == 0,
+          "list rows carry TLS and AUTH: %s / %s", c.peers[2], c.peers[0]);
     CHECK(store_list(st, "", 2, collect_cb, memset(&c, 0, sizeof(c))) == 2, "limit 2");
     CHECK(store_list(st, NULL, 0, stop_cb, NULL) == 1, "callback stops the list");
 
@@ -463,10 +477,24 @@ test_get(store *st)
     CHECK(row.received_ms == 1700000000000 && row.seq > 0, "received");
     CHECK(strstr(row.summary.text, "zebrafish") != NULL, "get loads the text");
     CHECK(row.summary.attachments == 1, "attachments");
+    CHECK(strcmp(row.tls_version, "TLSv1.3") == 0 &&
+              strcmp(row.tls_cipher, "TLS_AES_256_GCM_SHA384") == 0,
+          "tls: %s %s", row.tls_version, row.tls_cipher);
+    CHECK(strcmp(row.tls_peer, "CN=client.example,O=Test\\, Inc.") == 0, "peer: %s", row.tls_peer);
+    CHECK(strcmp(row.auth_user, "alice") == 0, "auth user: %s", row.auth_user);
+    store_row_cleanup(&row);
+
+    CHECK(store_get(st, "m1", &row) == 0, "get m1");
+    CHECK(strcmp(row.auth_user, "\xc3\xb6zg\xc3\xbcr") == 0 && *row.tls_version == '\0' &&
+              *row.tls_cipher == '\0' && *row.tls_peer == '\0',
+          "AUTH without TLS: '%s' '%s'", row.auth_user, row.tls_version);
     store_row_cleanup(&row);
 
     CHECK(store_get(st, "latest", &row) == 0 && strcmp(row.id, "m2") == 0, "latest");
     CHECK(strcmp(row.helo, "") == 0 && row.findings == 2, "NULL helo reads as \"\"");
+    CHECK(*row.tls_version == '\0' && *row.tls_cipher == '\0' && *row.tls_peer == '\0' &&
+              *row.auth_user == '\0',
+          "no TLS, no AUTH: all \"\"");
     store_row_cleanup(&row);
     CHECK(store_get(st, "nope", &row) == -1, "unknown id");
     store_row_cleanup(&row);
@@ -655,7 +683,7 @@ test_integrity(const char *path)
           "fts integrity-check: %s", sqlite3_errmsg(db));
     sqlite3_close(db);
     side_query_is(path, "PRAGMA integrity_check", "ok");
-    side_query_is(path, "PRAGMA user_version", "1");
+    side_query_is(path, "PRAGMA user_version", "2");
     side_query_is(path, "PRAGMA journal_mode", "wal");
 }
 
@@ -707,7 +735,7 @@ test_refusals(const char *dir, const char *good)
     sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL);
     open_fails(good, STORE_READER, "schema version 7");
     open_fails(good, STORE_WRITER, "schema version 7");
-    sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL);
     sqlite3_close(db);
     free(missing);
     free(nodir);
@@ -739,6 +767,127 @@ test_corrupt_pages(const char *dir)
             abort();
     close(fd);
     open_fails(path, STORE_WRITER, "is corrupt");
+    free(path);
+}
+
+/* Migration 1 exactly as it shipped: the database of a mailsink before TLS and AUTH. */
+/* clang-format off */
+static const char schema_v1[] =
+    "CREATE TABLE messages ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " received_ms INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " rcpts TEXT NOT NULL DEFAULT '[]',"
+    " client_addr TEXT NOT NULL DEFAULT '',"
+    " helo TEXT,"
+    " tls_version TEXT,"
+    " tls_cipher TEXT,"
+    " auth_user TEXT,"
+    " findings INTEGER NOT NULL DEFAULT 0,"
+    " size INTEGER NOT NULL,"
+    " trace_size INTEGER NOT NULL DEFAULT 0,"
+    " read INTEGER NOT NULL DEFAULT 0,"
+    " tags TEXT NOT NULL DEFAULT '',"
+    " from_addr TEXT NOT NULL DEFAULT '',"
+    " to_addr TEXT NOT NULL DEFAULT '',"
+    " cc_addr TEXT NOT NULL DEFAULT '',"
+    " reply_to TEXT NOT NULL DEFAULT '',"
+    " subject TEXT NOT NULL DEFAULT '',"
+    " date_hdr TEXT NOT NULL DEFAULT '',"
+    " message_id TEXT NOT NULL DEFAULT '',"
+    " snippet TEXT NOT NULL DEFAULT '',"
+    " attachments INTEGER NOT NULL DEFAULT 0,"
+    " attachment_names TEXT NOT NULL DEFAULT '',"
+    " raw BLOB NOT NULL);"
+    "CREATE INDEX messages_received ON messages(received_ms);"
+    "CREATE VIRTUAL TABLE messages_fts USING fts5("
+    " subject, addresses, body, attachment_names,"
+    " tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+    " DELETE FROM messages_fts WHERE rowid = old.seq;"
+    " END;";
+/* clang-format on */
+
+static void
+exec_ok(sqlite3 *db, const char *sql)
+{
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%.60s: %s", sql,
+          sqlite3_errmsg(db));
+}
+
+/* A schema-1 database: readers take it as it is (no tls_peer yet), the writer migrates
+   it to 2, keeping its rows; a reader opened before the migration goes on working. */
+static void
+test_migrate_v1(const char *dir)
+{
+    char *path = path_in(dir, "v1.db");
+    char err[256] = "";
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "create v1");
+    exec_ok(db, "PRAGMA journal_mode = WAL");
+    exec_ok(db, schema_v1);
+    exec_ok(db, "INSERT INTO messages (id, received_ms, sender, rcpts, client_addr, size, raw,"
+                " tls_version, tls_cipher, auth_user, subject) VALUES ('old1', 1600000000000,"
+                " 'a@x.example', '[\"b@y.example\"]', '192.0.2.9', 3, X'616263', 'TLSv1.2',"
+                " 'ECDHE-RSA-AES128-GCM-SHA256', 'olduser', 'old subject')");
+    exec_ok(db, "PRAGMA user_version = 1");
+    sqlite3_close(db);
+
+    store *old_rd = store_open(path, STORE_READER, err, sizeof(err));
+    CHECK(old_rd != NULL, "reader on schema 1: %s", err);
+    store_row row;
+    if (old_rd != NULL) {
+        CHECK(store_get(old_rd, "old1", &row) == 0 && strcmp(row.tls_version, "TLSv1.2") == 0 &&
+                  strcmp(row.auth_user, "olduser") == 0 && *row.tls_peer == '\0' &&
+                  strcmp(row.summary.subject, "old subject") == 0,
+              "schema-1 row through a reader");
+        store_row_cleanup(&row);
+        collected c;
+        CHECK(search(old_rd, NULL, &c) == 1 && strcmp(c.ids[0], "old1") == 0, "schema-1 list");
+    }
+    side_query_is(path, "PRAGMA user_version", "1"); /* readers never migrate */
+
+    store *st = store_open(path, STORE_WRITER, err, sizeof(err));
+    if (!CHECK(st != NULL, "writer migrates schema 1: %s", err))
+        goto out;
+    side_query_is(path, "PRAGMA user_version", "2");
+    side_query_is(
+        path, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'tls_peer'", "1");
+    side_query_is(path, "SELECT quote(tls_peer) || auth_user FROM messages WHERE id = 'old1'",
+                  "NULLolduser");
+    fixture f;
+    fixture_init(&f, "new");
+    CHECK(store_put_batch(st, f.msgs, 3, err, sizeof(err)) == 0, "put after migration: %s", err);
+    fixture_cleanup(&f);
+    side_query_is(path, "SELECT tls_peer FROM messages WHERE id = 'new0'",
+                  "CN=client.example,O=Test\\, Inc.");
+    /* no TLS is NULL in the database, not "": "" would be a TLS version nobody has */
+    side_query_is(path,
+                  "SELECT count(*) FROM messages WHERE id = 'new2' AND tls_version IS NULL AND"
+                  " tls_cipher IS NULL AND tls_peer IS NULL AND auth_user IS NULL",
+                  "1");
+    CHECK(store_get(st, "new0", &row) == 0 &&
+              strcmp(row.tls_peer, "CN=client.example,O=Test\\, Inc.") == 0,
+          "peer after migration");
+    store_row_cleanup(&row);
+    CHECK(store_get(st, "old1", &row) == 0 && strcmp(row.auth_user, "olduser") == 0 &&
+              *row.tls_peer == '\0',
+          "old row after migration");
+    store_row_cleanup(&row);
+    if (old_rd != NULL) {
+        CHECK(store_get(old_rd, "new0", &row) == 0 && strcmp(row.auth_user, "alice") == 0,
+              "a reader from before the migration reads new rows");
+        store_row_cleanup(&row);
+    }
+    store_close(st);
+
+    st = store_open(path, STORE_WRITER, err, sizeof(err));
+    CHECK(st != NULL && store_count(st) == 4, "reopen after migration: %s", err);
+    store_close(st);
+    side_query_is(path, "PRAGMA user_version", "2");
+out:
+    store_close(old_rd);
     free(path);
 }
 
@@ -807,6 +956,7 @@ main(void)
     test_integrity(path);
     test_refusals(dir, path);
     test_corrupt_pages(dir);
+    test_migrate_v1(dir);
     test_memory();
     sqlite3_reset_auto_extension();
 

@@ -6,15 +6,18 @@
  * crash or power loss may lose the last commits. synchronous=FULL would close that gap at
  * the price of an fsync per batch; nothing asks for it yet.
  *
- * Schema (migration 1; PRAGMA user_version counts the migrations applied):
+ * Schema (migrations 1 and 2; PRAGMA user_version counts the migrations applied):
  *  - messages: one row per acknowledged message. seq (AUTOINCREMENT, so never reused, not
  *    even after delete-all) is the insertion order and what "newest" means: the wall
  *    clock may jump, seq does not. rcpts is a JSON array of the envelope recipients.
- *    tls_version, tls_cipher and auth_user stay NULL until the TLS/AUTH issue fills them;
- *    read and tags (empty = none) belong to the HTTP API. The *_addr columns are GMime's
- *    display form ("Name" <addr>, ...), which parses back into Name/Address pairs. raw is
- *    the last column so that reading the summary never walks the raw message's overflow
- *    pages.
+ *    tls_version, tls_cipher, tls_peer (the client certificate's subject) and auth_user
+ *    are NULL for a session without TLS or AUTH; read and tags (empty = none) belong to
+ *    the HTTP API. The *_addr columns are GMime's display form ("Name" <addr>, ...),
+ *    which parses back into Name/Address pairs. raw is the last column of migration 1 so
+ *    that reading the summary never walks the raw message's overflow pages. tls_peer
+ *    (migration 2) comes after it, as ALTER TABLE can only append: reading it walks
+ *    those pages, but only for a message whose client sent a certificate (NULL is
+ *    known from the record header), which is rare enough not to rebuild the table.
  *  - messages_fts: FTS5 over subject, addresses (envelope and header), the decoded text
  *    and the attachment names, rowid = messages.seq. It keeps its own copy of the text
  *    (which no other column holds); a trigger removes a message's entry whenever the row
@@ -79,6 +82,8 @@ static const char *const sqlite_migrations[] = {
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
     " DELETE FROM messages_fts WHERE rowid = old.seq;"
     " END;",
+    /* 2: the client certificate's subject */
+    "ALTER TABLE messages ADD COLUMN tls_peer TEXT;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(sqlite_migrations) / sizeof(sqlite_migrations[0])))
 
@@ -86,6 +91,8 @@ struct store {
     sqlite3 *db;
     char *path;
     store_mode mode;
+    bool has_tls_peer; /* schema 2 or later: a reader may see a database of schema 1
+                          until the writer has migrated it */
     /* the writer's hot path, prepared once (NULL in readers) */
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
@@ -97,9 +104,10 @@ struct store {
 static const char sqlite_put_msg_sql[] =
     "INSERT INTO messages (id, received_ms, sender, rcpts, client_addr, helo, findings, size,"
     " trace_size, from_addr, to_addr, cc_addr, reply_to, subject, date_hdr, message_id,"
-    " snippet, attachments, attachment_names, raw)"
+    " snippet, attachments, attachment_names, raw, tls_version, tls_cipher, tls_peer,"
+    " auth_user)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-    " ?18, ?19, ?20)";
+    " ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
 
 /* The addresses come from the row just written, so the index sees exactly what is
    stored; only the text (kept nowhere else) is bound. */
@@ -109,13 +117,17 @@ static const char sqlite_put_fts_sql[] =
     " || ' ' || cc_addr || ' ' || reply_to, ?2, attachment_names"
     " FROM messages WHERE seq = ?1";
 
-/* What store_row needs, in the order sqlite_row_fill reads it. */
-#define SQLITE_ROW_COLUMNS                                                                         \
+/* What store_row needs, in the order sqlite_row_fill reads it; peer is "tls_peer", or
+   "NULL" on a database of schema 1. */
+#define SQLITE_ROW_SELECT(peer)                                                                    \
     "SELECT seq, received_ms, findings, size, read, attachments,"                                  \
     " id, sender, (SELECT group_concat(value, ', ') FROM json_each(messages.rcpts)),"              \
     " client_addr, helo, from_addr, to_addr, cc_addr, reply_to, subject, date_hdr,"                \
-    " message_id, snippet, attachment_names"                                                       \
+    " message_id, snippet, attachment_names, tls_version, tls_cipher, " peer ", auth_user"         \
     " FROM messages"
+/* The row query with tail appended, for the schema of st. */
+#define SQLITE_ROWS(st, tail)                                                                      \
+    ((st)->has_tls_peer ? SQLITE_ROW_SELECT("tls_peer") tail : SQLITE_ROW_SELECT("NULL") tail)
 
 /* "latest" means the newest message wherever an id is taken (as in Mailpit's API). */
 #define SQLITE_BY_ID " WHERE id = ?1"
@@ -315,6 +327,7 @@ sqlite_open_writer(store *st, bool memory, char *err, size_t errsize)
     if (sqlite_exec(st, "PRAGMA synchronous = NORMAL", err, errsize) != 0 ||
         sqlite_quick_check(st, err, errsize) != 0 || sqlite_migrate(st, err, errsize) != 0)
         return -1;
+    st->has_tls_peer = true;
     if (sqlite_prepare(st, "BEGIN IMMEDIATE", &st->begin, err, errsize) != 0 ||
         sqlite_prepare(st, "COMMIT", &st->commit, err, errsize) != 0 ||
         sqlite_prepare(st, "ROLLBACK", &st->rollback, err, errsize) != 0 ||
@@ -337,7 +350,8 @@ sqlite_open_reader(store *st, char *err, size_t errsize)
         return -1;
     }
     /* Versions below ours are accepted: the writer migrates them on start, and until
-       then the queries here must only use what migration 1 created. */
+       then the queries here must only use what that version has. */
+    st->has_tls_peer = version >= 2;
     return 0;
 }
 
@@ -462,6 +476,10 @@ sqlite_bind_msg(sqlite3_stmt *s, const store_msg *m, const char *rcpts_json)
         rc |= sqlite3_bind_zeroblob(s, 20, 0);
     else
         rc |= sqlite3_bind_blob64(s, 20, m->raw, m->raw_len, SQLITE_STATIC);
+    /* NULL stays NULL: "no TLS" is not an empty cipher name */
+    const char *const tls_auth[] = {m->tls_version, m->tls_cipher, m->tls_peer, m->auth_user};
+    for (int i = 0; i < (int)(sizeof(tls_auth) / sizeof(tls_auth[0])); i++)
+        rc |= tls_auth[i] ? sqlite_bind_str(s, 21 + i, tls_auth[i]) : sqlite3_bind_null(s, 21 + i);
     return rc;
 }
 
@@ -622,7 +640,7 @@ sqlite_col_dup(sqlite3_stmt *stmt, int col)
     return out;
 }
 
-/* Fills row from the current row of a SQLITE_ROW_COLUMNS statement. The text for the
+/* Fills row from the current row of a SQLITE_ROW_SELECT statement. The text for the
    index is not read here (it can be 1 MiB): "" unless store_get loads it. */
 static int
 sqlite_row_fill(sqlite3_stmt *s, store_row *row)
@@ -636,10 +654,15 @@ sqlite_row_fill(sqlite3_stmt *s, store_row *row)
     row->read = sqlite3_column_int64(s, 4) != 0;
     sum->attachments = (unsigned)sqlite3_column_int64(s, 5);
     /* the text columns follow, in this order */
-    char **texts[] = {
-        &row->id,   &row->sender,     &row->rcpts,   &row->client_addr,     &row->helo,
-        &sum->from, &sum->to,         &sum->cc,      &sum->reply_to,        &sum->subject,
-        &sum->date, &sum->message_id, &sum->snippet, &sum->attachment_names};
+    char **texts[] = {&row->id,          &row->sender,
+                      &row->rcpts,       &row->client_addr,
+                      &row->helo,        &sum->from,
+                      &sum->to,          &sum->cc,
+                      &sum->reply_to,    &sum->subject,
+                      &sum->date,        &sum->message_id,
+                      &sum->snippet,     &sum->attachment_names,
+                      &row->tls_version, &row->tls_cipher,
+                      &row->tls_peer,    &row->auth_user};
     bool ok = true;
     for (int i = 0; i < (int)(sizeof(texts) / sizeof(texts[0])); i++)
         ok = (*texts[i] = sqlite_col_dup(s, 6 + i)) != NULL && ok;
@@ -661,6 +684,10 @@ store_row_cleanup(store_row *row)
     free(row->rcpts);
     free(row->client_addr);
     free(row->helo);
+    free(row->tls_version);
+    free(row->tls_cipher);
+    free(row->tls_peer);
+    free(row->auth_user);
     mime_summary_cleanup(&row->summary);
     memset(row, 0, sizeof(*row));
 }
@@ -755,10 +782,10 @@ store_list(store *st, const char *query, size_t limit, bool (*cb)(const store_ro
             return 0;
         }
     }
-    const char *sql = search ? SQLITE_ROW_COLUMNS " WHERE seq IN (SELECT rowid FROM "
-                                                  "messages_fts WHERE messages_fts MATCH ?1)"
-                                                  " ORDER BY seq DESC LIMIT ?2"
-                             : SQLITE_ROW_COLUMNS " ORDER BY seq DESC LIMIT ?2";
+    const char *sql = search ? SQLITE_ROWS(st, " WHERE seq IN (SELECT rowid FROM messages_fts"
+                                               " WHERE messages_fts MATCH ?1)"
+                                               " ORDER BY seq DESC LIMIT ?2")
+                             : SQLITE_ROWS(st, " ORDER BY seq DESC LIMIT ?2");
     sqlite3_stmt *stmt = NULL;
     long seen = -1;
     if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
@@ -839,7 +866,7 @@ store_get(store *st, const char *id, store_row *row)
 {
     memset(row, 0, sizeof(*row));
     sqlite3_stmt *stmt =
-        sqlite_find(st, id, SQLITE_ROW_COLUMNS SQLITE_BY_ID, SQLITE_ROW_COLUMNS SQLITE_LATEST);
+        sqlite_find(st, id, SQLITE_ROWS(st, SQLITE_BY_ID), SQLITE_ROWS(st, SQLITE_LATEST));
     if (stmt == NULL)
         return -1;
     int rc = sqlite_row_fill(stmt, row);
