@@ -260,6 +260,14 @@ findings_print(FILE *f, unsigned bits)
     fputs(first ? "none\n" : "\n", f);
 }
 
+/* A fact that may be missing: null rather than "", so that a test can tell "no TLS"
+   from a value. */
+static json_t *
+json_text_or_null(const char *s)
+{
+    return s && *s ? json_text(s) : json_null();
+}
+
 static json_t *
 row_json(const store_row *r)
 {
@@ -275,6 +283,10 @@ row_json(const store_row *r)
     bad |= json_object_set_new(o, "recipients", json_split(r->rcpts, ", "));
     bad |= json_object_set_new(o, "client", json_text(r->client_addr));
     bad |= json_object_set_new(o, "helo", json_text(r->helo));
+    bad |= json_object_set_new(o, "tls_version", json_text_or_null(r->tls_version));
+    bad |= json_object_set_new(o, "tls_cipher", json_text_or_null(r->tls_cipher));
+    bad |= json_object_set_new(o, "tls_peer", json_text_or_null(r->tls_peer));
+    bad |= json_object_set_new(o, "auth_user", json_text_or_null(r->auth_user));
     bad |= json_object_set_new(o, "from", json_text(m->from));
     bad |= json_object_set_new(o, "to", json_text(m->to));
     bad |= json_object_set_new(o, "cc", json_text(m->cc));
@@ -467,6 +479,28 @@ show_attachments(const mime_summary *m)
     fputc('\n', stdout);
 }
 
+/* "TLS: TLSv1.3, TLS_AES_256_GCM_SHA384" or "TLS: none"; the client certificate and
+   the AUTH user only when there was one. */
+static void
+show_tls_auth(const store_row *r)
+{
+    bool tls = r->tls_version && *r->tls_version;
+
+    printf("%-13s", "TLS:");
+    if (tls) {
+        text_cell(stdout, r->tls_version, 0, false);
+        if (r->tls_cipher && *r->tls_cipher) {
+            fputs(", ", stdout);
+            text_cell(stdout, r->tls_cipher, 0, false);
+        }
+        fputc('\n', stdout);
+    } else {
+        fputs("none\n", stdout);
+    }
+    show_field("Client cert:", r->tls_peer, false);
+    show_field("AUTH user:", r->auth_user, false);
+}
+
 static void
 show_text(const store_row *r)
 {
@@ -480,6 +514,7 @@ show_text(const store_row *r)
     show_field("Recipients:", r->rcpts, true);
     show_field("Client:", r->client_addr, true);
     show_field("HELO:", r->helo, false);
+    show_tls_auth(r);
     printf("%-13s%zu octets\n", "Size:", r->size);
     printf("%-13s", "Findings:");
     findings_print(stdout, r->findings);
