@@ -6,6 +6,7 @@
 #ifndef MAILSINK_APP_H
 #define MAILSINK_APP_H
 
+#include "mailsink/auth_file.h"
 #include "mailsink/cli/config.h"
 #include "mailsink/exec.h"
 #include "mailsink/ingest.h"
@@ -22,9 +23,11 @@ typedef struct app {
     char **host_argv;        /* --validate-host-exec */
     char **sender_argv;      /* --validate-sender-exec */
     char **rcpt_argv;        /* --validate-recipient-exec */
+    auth_file *auth;         /* --auth-file, or NULL */
 } app;
 
-/* Fill h with mailsink's hooks; they expect the app as user pointer. */
-void app_hooks(smtpd_hooks *h);
+/* Fill h with mailsink's hooks for the configuration; they expect the app as user
+   pointer. */
+void app_hooks(smtpd_hooks *h, const config *c);
 
 #endif

@@ -220,10 +220,22 @@ hooks_on_log(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len, 
     log_transcript(smtpd_session_id(s), d, line, len);
 }
 
+/* AUTH: --auth-accept-any takes anyone (the user is recorded), --auth-file checks. */
+static smtpd_verdict
+hooks_on_auth(smtpd_session *s, const smtpd_auth *auth, void *user)
+{
+    app *a = user;
+    if (a->cfg->auth_accept_any)
+        return SMTPD_ACCEPT;
+    return a->auth && auth_file_check(a->auth, s, auth) ? SMTPD_ACCEPT : SMTPD_REJECT;
+}
+
 void
-app_hooks(smtpd_hooks *h)
+app_hooks(smtpd_hooks *h, const config *c)
 {
     memset(h, 0, sizeof *h);
+    if (c->auth_accept_any || c->auth_file)
+        h->on_auth = hooks_on_auth; /* without it libsmtpd offers no AUTH */
     h->on_connect = hooks_on_connect;
     h->on_mail = hooks_on_mail;
     h->on_rcpt = hooks_on_rcpt;

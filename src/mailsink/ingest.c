@@ -51,6 +51,12 @@ ingest_item_new(smtpd_session *s, const smtpd_message *m)
     it->sender = ingest_dup(m->sender);
     it->client_addr = ingest_dup(smtpd_session_client_addr(s));
     it->helo = ingest_dup(smtpd_session_helo(s));
+    const char *facts[] = {smtpd_session_tls_version(s), smtpd_session_tls_cipher(s),
+                           smtpd_session_tls_peer(s), smtpd_session_auth_user(s)};
+    char **copies[] = {&it->tls_version, &it->tls_cipher, &it->tls_peer, &it->auth_user};
+    for (size_t i = 0; i < 4; i++)
+        if (facts[i] && !(*copies[i] = strdup(facts[i])))
+            goto fail;
     it->raw = malloc(m->size ? m->size : 1);
     it->rcpts = calloc(m->rcpt_count ? m->rcpt_count : 1, sizeof *it->rcpts);
     if (!it->id || !it->sender || !it->client_addr || !it->helo || !it->raw || !it->rcpts)
@@ -80,6 +86,10 @@ ingest_item_free(ingest_item *it)
     free(it->sender);
     free(it->client_addr);
     free(it->helo);
+    free(it->tls_version);
+    free(it->tls_cipher);
+    free(it->tls_peer);
+    free(it->auth_user);
     free(it->raw);
     free(it);
 }
@@ -152,7 +162,9 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
                 .rcpts = (const char *const *)it->rcpts, .rcpt_count = it->rcpt_count,
                 .client_addr = it->client_addr, .helo = it->helo, .findings = it->findings,
                 .raw = it->raw, .raw_len = it->raw_len, .trace_size = it->trace_size,
-                .summary = &sums[i]};
+                .summary = &sums[i], .tls_version = it->tls_version,
+                .tls_cipher = it->tls_cipher, .tls_peer = it->tls_peer,
+                .auth_user = it->auth_user};
         }
         rc = store_put_batch(in->st, msgs, n, err, sizeof err);
     }

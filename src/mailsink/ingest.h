@@ -30,6 +30,10 @@ typedef struct ingest_item {
     size_t rcpt_count;
     char *client_addr;
     char *helo;
+    char *tls_version; /* NULL without TLS */
+    char *tls_cipher;
+    char *tls_peer;
+    char *auth_user;   /* NULL without AUTH */
     unsigned findings;
     char *raw;
     size_t raw_len;

@@ -14,6 +14,7 @@
 #include "mailsink/mime.h"
 #include "mailsink/store/export.h"
 #include "mailsink/store/store.h"
+#include "mailsink/tls_cert.h"
 
 #include <smtpd.h>
 
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -85,9 +87,88 @@ main_split_execs(app *a, const config *c, char *err, size_t errsize)
     return 0;
 }
 
+/* The certificate the server uses: --tls-cert/--tls-key, or the --tls-self-signed pair
+   kept beside the database. */
+typedef struct main_tls {
+    char *cert;
+    char *key;
+    char fingerprint[TLS_CERT_FINGERPRINT_SIZE];
+} main_tls;
+
+/* Where mailsink keeps its files: beside the database, else the default data dir. */
+static void
+main_data_dir(const config *c, char *out, size_t size)
+{
+    if (strcmp(c->db_path, ":memory:") != 0) {
+        snprintf(out, size, "%s", c->db_path);
+        char *slash = strrchr(out, '/');
+        if (slash && slash != out)
+            *slash = '\0';
+        else
+            snprintf(out, size, "%s", slash ? "/" : ".");
+        return;
+    }
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(out, size, "%s/mailsink", xdg);
+    else
+        snprintf(out, size, "%s/.local/share/mailsink", home && *home ? home : ".");
+}
+
+static int
+main_prepare_tls(const config *c, main_tls *t, char *err, size_t errsize)
+{
+    if (c->tls_self_signed) {
+        char dir[PATH_MAX], host[256];
+        main_data_dir(c, dir, sizeof dir);
+        if (c->hostname)
+            snprintf(host, sizeof host, "%s", c->hostname);
+        else if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+        return tls_cert_self_signed(dir, host, &t->cert, &t->key, t->fingerprint,
+                                    sizeof t->fingerprint, err, errsize);
+    }
+    if (!c->tls_cert)
+        return 0;
+    t->cert = strdup(c->tls_cert);
+    t->key = strdup(c->tls_key ? c->tls_key : "");
+    if (!t->cert || !t->key || tls_cert_fingerprint(t->cert, t->fingerprint,
+                                                     sizeof t->fingerprint) != 0) {
+        snprintf(err, errsize, "--tls-cert %.300s: no certificate in the file", c->tls_cert);
+        return -1;
+    }
+    return 0;
+}
+
+/* Listen on every --smtp (plain) and --smtps (implicit TLS) address, in that order. */
+static int
+main_listen_all(const config *c, smtpd_server *srv, char *err, size_t errsize)
+{
+    const config_strings *lists[] = {&c->smtp, &c->smtps};
+    const char *flags[] = {"--smtp", "--smtps"};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < lists[k]->count; i++) {
+            char *addr = NULL, *port = NULL;
+            int rc = config_parse_listen(lists[k]->items[i], &addr, &port);
+            if (rc == 0)
+                rc = k ? smtpd_server_listen_tls(srv, addr, port)
+                       : smtpd_server_listen(srv, addr, port);
+            free(addr);
+            free(port);
+            if (rc != 0) {
+                snprintf(err, errsize, "%s %s: %s", flags[k], lists[k]->items[i],
+                         rc == -1 ? "bad address" : smtpd_server_errmsg(srv));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* libsmtpd's options from mailsink's configuration. */
 static smtpd_server *
-main_new_server(const config *c, app *a, char *err, size_t errsize)
+main_new_server(const config *c, app *a, const main_tls *t, char *err, size_t errsize)
 {
     smtpd_options o;
     smtpd_options_init(&o);
@@ -97,8 +178,13 @@ main_new_server(const config *c, app *a, char *err, size_t errsize)
     o.command_timeout_ms = c->command_timeout_s * 1000u;
     o.data_timeout_ms = c->data_timeout_s * 1000u;
     o.stop_grace_ms = c->stop_grace_s * 1000u;
+    o.tls_cert_file = t->cert;
+    o.tls_key_file = t->key;
+    o.require_tls = c->require_tls;
+    o.allow_insecure_auth = c->allow_insecure_auth;
+    o.auth_required = c->auth_required;
     smtpd_hooks hooks;
-    app_hooks(&hooks);
+    app_hooks(&hooks, c);
     smtpd_server *srv = smtpd_server_new(&o, &hooks, a);
     if (!srv) {
         snprintf(err, errsize, "invalid server options (--hostname, limits)");
@@ -109,19 +195,9 @@ main_new_server(const config *c, app *a, char *err, size_t errsize)
         smtpd_server_free(srv);
         return NULL;
     }
-    for (size_t i = 0; i < c->smtp.count; i++) {
-        char *addr = NULL, *port = NULL;
-        int rc = config_parse_listen(c->smtp.items[i], &addr, &port);
-        if (rc == 0)
-            rc = smtpd_server_listen(srv, addr, port);
-        free(addr);
-        free(port);
-        if (rc != 0) {
-            snprintf(err, errsize, "--smtp %s: %s", c->smtp.items[i],
-                     rc == -1 ? "bad address" : smtpd_server_errmsg(srv));
-            smtpd_server_free(srv);
-            return NULL;
-        }
+    if (main_listen_all(c, srv, err, errsize) != 0) {
+        smtpd_server_free(srv);
+        return NULL;
     }
     return srv;
 }
@@ -139,31 +215,42 @@ main_app_cleanup(app *a, smtpd_server *srv)
     config_free_argv(a->host_argv);
     config_free_argv(a->sender_argv);
     config_free_argv(a->rcpt_argv);
+    auth_file_free(a->auth);
 }
 
 static void
-main_announce(const config *c, smtpd_server *srv)
+main_announce(const config *c, smtpd_server *srv, const main_tls *t)
 {
-    for (size_t i = 0; i < c->smtp.count; i++) {
-        char *addr = NULL, *port = NULL;
-        if (config_parse_listen(c->smtp.items[i], &addr, &port) == 0)
-            log_msg(LOG_INFO, "listening on %s%s%s:%d", strchr(addr, ':') ? "[" : "", addr,
-                    strchr(addr, ':') ? "]" : "", smtpd_server_bound_port(srv, i));
-        free(addr);
-        free(port);
+    size_t index = 0;
+    const config_strings *lists[] = {&c->smtp, &c->smtps};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < lists[k]->count; i++, index++) {
+            char *addr = NULL, *port = NULL;
+            if (config_parse_listen(lists[k]->items[i], &addr, &port) == 0)
+                log_msg(LOG_INFO, "listening on %s%s%s:%d%s", strchr(addr, ':') ? "[" : "",
+                        addr, strchr(addr, ':') ? "]" : "",
+                        smtpd_server_bound_port(srv, index), k ? " (implicit TLS)" : "");
+            free(addr);
+            free(port);
+        }
     }
+    if (t->cert)
+        log_msg(LOG_INFO, "TLS certificate %s, SHA-256 fingerprint %s", t->cert,
+                t->fingerprint);
     log_msg(LOG_INFO, "database %s", c->db_path);
 }
 
 /* Everything checked and opened; serve until a signal. */
 static int
-main_serve_until_signal(const config *c, smtpd_server *srv, const sigset_t *sigs)
+main_serve_until_signal(const config *c, smtpd_server *srv, const main_tls *t,
+                        const sigset_t *sigs)
 {
     if (smtpd_server_start(srv) != SMTPD_OK) {
+        /* nothing was served: a certificate that does not load is bad configuration */
         log_msg(LOG_ERROR, "%s", smtpd_server_errmsg(srv));
-        return 1;
+        return 2;
     }
-    main_announce(c, srv);
+    main_announce(c, srv, t);
     int sig = 0;
     sigwait(sigs, &sig);
     log_msg(LOG_INFO, "%s: stopping (grace %u s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -180,6 +267,7 @@ main_serve(const config *c)
     store *st = NULL;
     exporter *ex = NULL;
     smtpd_server *srv = NULL;
+    main_tls tls = {0};
     int status = 2;
 
     /* the signals are waited for by this thread; every thread started below inherits
@@ -202,20 +290,26 @@ main_serve(const config *c)
         goto out;
     if (main_split_execs(&a, c, err, sizeof err) != 0)
         goto out;
-    if (!(srv = main_new_server(c, &a, err, sizeof err)))
+    if (c->auth_file && !(a.auth = auth_file_load(c->auth_file, err, sizeof err)))
+        goto out;
+    if (main_prepare_tls(c, &tls, err, sizeof err) != 0)
+        goto out;
+    if (!(srv = main_new_server(c, &a, &tls, err, sizeof err)))
         goto out;
     ingest_limits lim = {c->max_messages, c->max_age_s, INGEST_QUEUE_BYTES};
     if (!(a.ingest = ingest_start(st, ex, &lim))) {
         snprintf(err, sizeof err, "cannot start the store writer");
         goto out;
     }
-    status = main_serve_until_signal(c, srv, &sigs);
+    status = main_serve_until_signal(c, srv, &tls, &sigs);
 out:
     if (status == 2 && err[0])
         log_msg(LOG_ERROR, "%s", err);
     main_app_cleanup(&a, srv);
     export_close(ex);
     store_close(st);
+    free(tls.cert);
+    free(tls.key);
     return status;
 }
 
