@@ -449,6 +449,27 @@ def test_tls_auth_configuration_errors(tmp_path, certs, args, names):
     assert PASSWORD.encode() not in r.stderr + r.stdout, show(r)
 
 
+def test_tls_and_auth_from_environment(start, certs, tmp_path):
+    """MAILSINK_TLS_CERT, MAILSINK_TLS_KEY, MAILSINK_SMTPS, MAILSINK_AUTH_ACCEPT_ANY and
+    MAILSINK_REQUIRE_TLS work like the flags."""
+    env = clean_env(tmp_path, {"MAILSINK_TLS_CERT": certs["cert"],
+                               "MAILSINK_TLS_KEY": certs["key"],
+                               "MAILSINK_SMTPS": "127.0.0.1:0",
+                               "MAILSINK_AUTH_ACCEPT_ANY": "yes",
+                               "MAILSINK_REQUIRE_TLS": "yes"})
+    ms = start(env=env, listeners=2)
+    plain, tls = classify_ports(ms)
+    assert len(plain) == 1 and len(tls) == 1, ms.listeners
+    with smtp_plain(ms, plain[0]) as s:
+        s.ehlo()
+        assert s.docmd("MAIL", "FROM:<a@x.example>")[0] == 530
+    with smtp_ssl(ms, tls[0]) as s:
+        s.ehlo()
+        s.login("env-user", "pw")
+        mid = send_one(s, "from the environment")
+    assert fact(show_json(ms, mid), "auth_user") == "env-user"
+
+
 def test_configured_cert_fingerprint_logged(start, certs):
     ms = start_tls(start, certs)
     line = ms.wait_for_line(r"(?i)fingerprint", timeout=10)
@@ -463,7 +484,16 @@ def test_configured_cert_fingerprint_logged(start, certs):
 # ==========================================================================================
 
 
+_SWAKS_TLS = []
+
+
 def swaks(port, *args, timeout=60):
+    if any(a.startswith("--tls") for a in args) and not _SWAKS_TLS:
+        r = run([require_tool("swaks"), "--support"], timeout=30)
+        assert "TLS supported" in r.stdout + r.stderr, (
+            "swaks cannot do TLS here (it needs Net::SSLeay: libnet-ssleay-perl): %s"
+            % (r.stdout + r.stderr))
+        _SWAKS_TLS.append(True)
     return run([require_tool("swaks"), "--server", "127.0.0.1:%d" % port, "--helo",
                 "client.test", "--from", "alice@x.example", "--to", "bob@y.example",
                 "--timeout", "20"] + list(args), timeout=timeout)
