@@ -109,6 +109,11 @@ sasl_decode(smtpd_session *s, const char *b64, size_t len, size_t *outlen)
 static void
 sasl_ask(smtpd_session *s)
 {
+    if (s->sasl.malformed) {
+        /* a credential cut at an embedded NUL must never pass for the real one */
+        sasl_fail(s, 535, "5.7.8", "Authentication credentials invalid");
+        return;
+    }
     smtpd_auth a = {s->sasl.mech, s->sasl.authzid ? s->sasl.authzid : "", s->sasl.user,
                     s->sasl.password};
     session_hook_begin(s, WAIT_AUTH);
@@ -135,7 +140,9 @@ sasl_plain(smtpd_session *s, const char *b64, size_t len)
     }
     s->sasl.authzid = str_dup(d);
     s->sasl.user = str_dup(nul1 + 1);
-    s->sasl.password = str_ndup(nul2 + 1, n - (size_t)(nul2 + 1 - d));
+    size_t pwlen = n - (size_t)(nul2 + 1 - d);
+    s->sasl.password = str_ndup(nul2 + 1, pwlen);
+    s->sasl.malformed = pwlen == 0 || memchr(nul2 + 1, '\0', pwlen) != NULL;
     OPENSSL_cleanse(d, n);
     free(d);
     if (!s->sasl.authzid || !s->sasl.user || !s->sasl.password) {
@@ -279,6 +286,7 @@ sasl_input(smtpd_session *s, const char *line, size_t len)
         if (!user)
             return;
         s->sasl.user = user;
+        s->sasl.malformed = memchr(user, '\0', n) != NULL;
         s->sasl.stage = SASL_LOGIN_PASS;
         session_reply(s, 334, NULL, "UGFzc3dvcmQ6"); /* "Password:" */
     } else {
@@ -287,6 +295,8 @@ sasl_input(smtpd_session *s, const char *line, size_t len)
         if (!pw)
             return;
         s->sasl.password = pw;
+        if (memchr(pw, '\0', n))
+            s->sasl.malformed = true;
         sasl_ask(s);
     }
 }

@@ -191,7 +191,8 @@ commands_mail_params(smtpd_session *s, const parse_path *p)
             s->cand.body8 = str_ieq(v, "8BITMIME");
         } else if (str_ieq(k, "AUTH") && s->env->hooks->on_auth) {
             /* RFC 4954 5: AUTH=<mailbox> in xtext, or <>; we trust no client's claim, so
-               it is checked and then treated as AUTH=<> */
+               it is checked and then treated as AUTH=<>. Without AUTH support it is an
+               unknown parameter (555, as Postfix) */
             char decoded[PARSE_MAX_PATH + 3];
             if (!v || (strcmp(v, "<>") != 0 &&
                        parse_xtext_decode(v, decoded, sizeof decoded) < 0)) {

@@ -75,6 +75,8 @@ typedef struct session_sasl {
     char *user;
     char *password;      /* PLAIN/LOGIN; wiped before it is freed */
     char *cram_digest;   /* CRAM-MD5: the client's hex digest */
+    bool malformed;      /* a NUL inside a user or password (RFC 4616 SAFE): refused
+                            without asking the hook, once the exchange is complete */
 } session_sasl;
 
 /* The envelope of the current mail transaction. */
