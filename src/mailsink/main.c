@@ -109,7 +109,7 @@ main_data_dir(const config *c, char *out, size_t size)
         return;
     }
     const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg)
+    if (xdg && xdg[0] == '/') /* the XDG spec: relative values are to be ignored */
         snprintf(out, size, "%s/mailsink", xdg);
     else
         snprintf(out, size, "%s/.local/share/mailsink", home && *home ? home : ".");
