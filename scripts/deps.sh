@@ -11,6 +11,7 @@ packages=(
     libcmocka-dev                            # unit tests
     clang libclang-rt-14-dev                 # libFuzzer targets and sanitizers
     python3-pytest swaks curl                # end-to-end and protocol-case tests
+    libnet-ssleay-perl openssl               # swaks --tls, test certificates
 )
 
 missing=()
