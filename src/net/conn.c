@@ -316,6 +316,10 @@ conn_complete(conn *c, const completion *done)
 void
 conn_shutdown(conn *c)
 {
+    if (c->handshaking) {
+        conn_free(c); /* nothing can be said before the handshake is over */
+        return;
+    }
     session_shutdown(c->sess);
     conn_flush(c);
 }
