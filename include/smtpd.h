@@ -236,12 +236,13 @@ typedef struct smtpd_hooks {
     void (*on_log)(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len,
                    void *user);
     /* AUTH (RFC 4954): ACCEPT -> "235 2.7.0 Authentication successful"; REJECT ->
-       "535 5.7.8 Authentication credentials invalid"; PENDING allowed. Without this hook
-       AUTH is not offered. */
+       "535 5.7.8 Authentication credentials invalid" (counted toward max-errors, so
+       password guessing ends in 421); PENDING allowed. Without this hook AUTH is not
+       offered. */
     smtpd_verdict (*on_auth)(smtpd_session *s, const smtpd_auth *auth, void *user);
     /* The TLS handshake finished (STARTTLS or implicit TLS); the TLS facts and the
        client certificate's subject can be read now. REJECT or DISCONNECT close the
-       session with 421. */
+       session with 421. With implicit TLS it runs before on_connect. */
     smtpd_verdict (*on_tls)(smtpd_session *s, void *user);
 } smtpd_hooks;
 

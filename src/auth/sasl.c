@@ -309,8 +309,10 @@ sasl_finish(smtpd_session *s, smtpd_verdict v)
     if (code == 235) {
         s->auth_user = s->sasl.user;
         s->sasl.user = NULL;
-    } else if (code / 100 == 5) {
-        s->errors++; /* RFC 4954 does not count; Postfix does, against guessing */
+    } else if (code / 100 == 5 && ++s->errors >= s->env->opts->max_errors &&
+               !session_is_closing(s)) {
+        /* RFC 4954 does not count failures; Postfix does, against password guessing */
+        session_reply(s, 421, "4.7.0", "%s Error: too many errors", s->env->opts->hostname);
     }
     sasl_reset(s);
 }
