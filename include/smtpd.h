@@ -40,14 +40,14 @@ extern "C" {
 
 /* Error codes. Never renumbered. */
 #define SMTPD_OK 0
-#define SMTPD_EINVAL (-1)   /* a bad argument or option value */
-#define SMTPD_ENOMEM (-2)   /* out of memory */
-#define SMTPD_EADDR (-3)    /* an address that does not parse or resolve */
-#define SMTPD_EBIND (-4)    /* bind or listen failed (port in use, permission) */
-#define SMTPD_ESTATE (-5)   /* the call is not allowed in the server's current state */
-#define SMTPD_ENOENT (-6)   /* unknown option name, or the session is gone */
-#define SMTPD_ESYS (-7)     /* a system call failed (threads, event loop) */
-#define SMTPD_ERANGE (-8)   /* a value out of range, or an output buffer too small */
+#define SMTPD_EINVAL (-1) /* a bad argument or option value */
+#define SMTPD_ENOMEM (-2) /* out of memory */
+#define SMTPD_EADDR (-3)  /* an address that does not parse or resolve */
+#define SMTPD_EBIND (-4)  /* bind or listen failed (port in use, permission) */
+#define SMTPD_ESTATE (-5) /* the call is not allowed in the server's current state */
+#define SMTPD_ENOENT (-6) /* unknown option name, or the session is gone */
+#define SMTPD_ESYS (-7)   /* a system call failed (threads, event loop) */
+#define SMTPD_ERANGE (-8) /* a value out of range, or an output buffer too small */
 
 /* Return a static, constant name for an error code. Never NULL. */
 SMTPD_API const char *smtpd_strerror(int err);
@@ -69,52 +69,52 @@ typedef enum smtpd_bare_lf {
  * smtpd_server_configure() and smtpd_server_cget() take.
  */
 typedef struct smtpd_options {
-    const char *hostname;         /* [hostname] our name in the greeting, EHLO and Received;
-                                     NULL = gethostname(). Copied by smtpd_server_new. */
-    const char *banner;           /* [banner] greeting text after the hostname; NULL = "ESMTP" */
-    size_t max_message_size;      /* [max-message-size] octets, advertised in SIZE; 10240000;
-                                     at least 1024 */
-    unsigned max_recipients;      /* [max-recipients] per message; 100 (RFC 5321 4.5.3.1.8) */
-    unsigned max_command_line;    /* [max-command-line] octets incl. CRLF; 512 (4.5.3.1.4);
-                                     512..4000. MAIL and RCPT get 64 more for the
-                                     parameters extensions add (RFC 1870 4, RFC 6531 3.4) */
-    unsigned max_text_line;       /* [max-text-line] octets incl. CRLF; 1000 (4.5.3.1.6).
-                                     Longer lines are a finding; lines over 8 times this
-                                     make the message fail with "552 5.3.4 Message
-                                     refused: line too long" at end of data. */
-    unsigned command_timeout_ms;  /* [command-timeout] waiting for a command; 300000 */
-    unsigned data_timeout_ms;     /* [data-timeout] waiting for a data block; 180000 */
-    unsigned max_errors;          /* [max-errors] the Nth bad command is answered, then
-                                     421 and close; 20 */
-    unsigned max_junk;            /* [max-junk] the same for NOOP/RSET/VRFY/EXPN/HELP and
-                                     repeated HELO/EHLO; 100 */
-    unsigned max_sessions;        /* [max-sessions] open sessions, more get 421; 1000 */
-    size_t max_pending_input;     /* [max-pending-input] octets of pipelined input held while
-                                     a hook is pending, or while the client does not read
-                                     its replies; 262144; at least 4096 */
-    smtpd_bare_lf bare_lf;        /* [bare-lf] reject | normalize | accept; reject */
-    int enhanced_status_codes;    /* [enhanced-status-codes] 0/1; 1 (RFC 2034) */
-    int smtputf8;                 /* [smtputf8] offer SMTPUTF8; 1 (RFC 6531) */
-    int pipelining;               /* [pipelining] offer PIPELINING; 1 (RFC 2920) */
-    int vrfy;                     /* [vrfy] answer VRFY with 252 (1) or 502 (0); 1 */
-    unsigned stop_grace_ms;       /* [stop-grace] default grace for smtpd_server_stop; 5000 */
+    const char *hostname;        /* [hostname] our name in the greeting, EHLO and Received;
+                                    NULL = gethostname(). Copied by smtpd_server_new. */
+    const char *banner;          /* [banner] greeting text after the hostname; NULL = "ESMTP" */
+    size_t max_message_size;     /* [max-message-size] octets, advertised in SIZE; 10240000;
+                                    at least 1024 */
+    unsigned max_recipients;     /* [max-recipients] per message; 100 (RFC 5321 4.5.3.1.8) */
+    unsigned max_command_line;   /* [max-command-line] octets incl. CRLF; 512 (4.5.3.1.4);
+                                    512..4000. MAIL and RCPT get 64 more for the
+                                    parameters extensions add (RFC 1870 4, RFC 6531 3.4) */
+    unsigned max_text_line;      /* [max-text-line] octets incl. CRLF; 1000 (4.5.3.1.6).
+                                    Longer lines are a finding; lines over 8 times this
+                                    make the message fail with "552 5.3.4 Message
+                                    refused: line too long" at end of data. */
+    unsigned command_timeout_ms; /* [command-timeout] waiting for a command; 300000 */
+    unsigned data_timeout_ms;    /* [data-timeout] waiting for a data block; 180000 */
+    unsigned max_errors;         /* [max-errors] the Nth bad command is answered, then
+                                    421 and close; 20 */
+    unsigned max_junk;           /* [max-junk] the same for NOOP/RSET/VRFY/EXPN/HELP and
+                                    repeated HELO/EHLO; 100 */
+    unsigned max_sessions;       /* [max-sessions] open sessions, more get 421; 1000 */
+    size_t max_pending_input;    /* [max-pending-input] octets of pipelined input held while
+                                    a hook is pending, or while the client does not read
+                                    its replies; 262144; at least 4096 */
+    smtpd_bare_lf bare_lf;       /* [bare-lf] reject | normalize | accept; reject */
+    int enhanced_status_codes;   /* [enhanced-status-codes] 0/1; 1 (RFC 2034) */
+    int smtputf8;                /* [smtputf8] offer SMTPUTF8; 1 (RFC 6531) */
+    int pipelining;              /* [pipelining] offer PIPELINING; 1 (RFC 2920) */
+    int vrfy;                    /* [vrfy] answer VRFY with 252 (1) or 502 (0); 1 */
+    unsigned stop_grace_ms;      /* [stop-grace] default grace for smtpd_server_stop; 5000 */
 
     /* TLS (RFC 3207 STARTTLS, RFC 8314 implicit TLS) and AUTH (RFC 4954). Appended
        here so the fields above keep their places. */
-    const char *tls_cert_file;    /* [tls-cert] PEM certificate (chain allowed); with
-                                     tls_key_file, STARTTLS is offered. NULL = no TLS
-                                     unless smtpd_server_set_ssl_ctx is called. Copied. */
-    const char *tls_key_file;     /* [tls-key] PEM private key. Copied. */
-    unsigned tls_timeout_ms;      /* [tls-timeout] to finish a TLS handshake; 30000 */
-    int require_tls;              /* [require-tls] MAIL before STARTTLS gets
-                                     "530 5.7.0 Must issue a STARTTLS command first"; 0 */
-    int allow_insecure_auth;      /* [allow-insecure-auth] offer and accept AUTH without
-                                     TLS (else 538 5.7.11); 0 */
-    int auth_required;            /* [auth-required] MAIL without AUTH gets
-                                     "530 5.7.0 Authentication required"; 0 */
-    const char *auth_mechanisms;  /* [auth-mechanisms] space-separated, from PLAIN LOGIN
-                                     CRAM-MD5; NULL = all three. AUTH is offered only
-                                     when an on_auth hook is set. Copied. */
+    const char *tls_cert_file;   /* [tls-cert] PEM certificate (chain allowed); with
+                                    tls_key_file, STARTTLS is offered. NULL = no TLS
+                                    unless smtpd_server_set_ssl_ctx is called. Copied. */
+    const char *tls_key_file;    /* [tls-key] PEM private key. Copied. */
+    unsigned tls_timeout_ms;     /* [tls-timeout] to finish a TLS handshake; 30000 */
+    int require_tls;             /* [require-tls] MAIL before STARTTLS gets
+                                    "530 5.7.0 Must issue a STARTTLS command first"; 0 */
+    int allow_insecure_auth;     /* [allow-insecure-auth] offer and accept AUTH without
+                                    TLS (else 538 5.7.11); 0 */
+    int auth_required;           /* [auth-required] MAIL without AUTH gets
+                                    "530 5.7.0 Authentication required"; 0 */
+    const char *auth_mechanisms; /* [auth-mechanisms] space-separated, from PLAIN LOGIN
+                                    CRAM-MD5; NULL = all three. AUTH is offered only
+                                    when an on_auth hook is set. Copied. */
 } smtpd_options;
 
 /* Fill *opts with the defaults above. */
@@ -129,11 +129,11 @@ typedef struct smtpd_session smtpd_session;
 
 /* What a hook answers. The reply actually sent decides the protocol state. */
 typedef enum smtpd_verdict {
-    SMTPD_ACCEPT = 0,  /* go on with the default positive reply */
-    SMTPD_REJECT,      /* permanent failure: the hook's reply, or the seed's 5xx */
-    SMTPD_TEMPFAIL,    /* temporary failure: the hook's reply, or 451 4.3.0 */
-    SMTPD_DISCONNECT,  /* 421 (or the hook's 421 reply) and close the session */
-    SMTPD_PENDING      /* the answer comes later through smtpd_server_complete() */
+    SMTPD_ACCEPT = 0, /* go on with the default positive reply */
+    SMTPD_REJECT,     /* permanent failure: the hook's reply, or the seed's 5xx */
+    SMTPD_TEMPFAIL,   /* temporary failure: the hook's reply, or 451 4.3.0 */
+    SMTPD_DISCONNECT, /* 421 (or the hook's 421 reply) and close the session */
+    SMTPD_PENDING     /* the answer comes later through smtpd_server_complete() */
 } smtpd_verdict;
 
 /*
@@ -141,20 +141,20 @@ typedef enum smtpd_verdict {
  * session notes them instead of silently fixing them; the deliver hook gets them.
  */
 typedef enum smtpd_finding {
-    SMTPD_FINDING_BARE_LF = 1u << 0,         /* LF without CR in DATA */
-    SMTPD_FINDING_BARE_CR = 1u << 1,         /* CR without LF in DATA */
-    SMTPD_FINDING_EARLY_TALKER = 1u << 2,    /* sent before our greeting */
-    SMTPD_FINDING_BAD_PIPELINING = 1u << 3,  /* commands after one that must end a group,
-                                                or pipelining without the extension */
-    SMTPD_FINDING_LONG_LINE = 1u << 4,       /* a DATA line over max-text-line octets */
-    SMTPD_FINDING_8BIT_UNDECLARED = 1u << 5, /* 8-bit data without BODY=8BITMIME */
-    SMTPD_FINDING_NO_DATE = 1u << 6,         /* no Date: header (RFC 5322 3.6) */
-    SMTPD_FINDING_NO_MESSAGE_ID = 1u << 7,   /* no Message-ID: header (RFC 5322 3.6.4) */
-    SMTPD_FINDING_HELO_NOT_DOMAIN = 1u << 8, /* HELO/EHLO argument neither domain nor literal */
-    SMTPD_FINDING_SPACE_IN_PATH = 1u << 9,   /* space around the colon of MAIL FROM:/RCPT TO: */
+    SMTPD_FINDING_BARE_LF = 1u << 0,            /* LF without CR in DATA */
+    SMTPD_FINDING_BARE_CR = 1u << 1,            /* CR without LF in DATA */
+    SMTPD_FINDING_EARLY_TALKER = 1u << 2,       /* sent before our greeting */
+    SMTPD_FINDING_BAD_PIPELINING = 1u << 3,     /* commands after one that must end a group,
+                                                   or pipelining without the extension */
+    SMTPD_FINDING_LONG_LINE = 1u << 4,          /* a DATA line over max-text-line octets */
+    SMTPD_FINDING_8BIT_UNDECLARED = 1u << 5,    /* 8-bit data without BODY=8BITMIME */
+    SMTPD_FINDING_NO_DATE = 1u << 6,            /* no Date: header (RFC 5322 3.6) */
+    SMTPD_FINDING_NO_MESSAGE_ID = 1u << 7,      /* no Message-ID: header (RFC 5322 3.6.4) */
+    SMTPD_FINDING_HELO_NOT_DOMAIN = 1u << 8,    /* HELO/EHLO argument neither domain nor literal */
+    SMTPD_FINDING_SPACE_IN_PATH = 1u << 9,      /* space around the colon of MAIL FROM:/RCPT TO: */
     SMTPD_FINDING_NO_ANGLE_BRACKETS = 1u << 10, /* a path without < > */
-    SMTPD_FINDING_HELO_NOT_EHLO = 1u << 11,  /* used HELO (no extensions) */
-    SMTPD_FINDING_NO_QUIT = 1u << 12         /* closed the connection without QUIT (session only) */
+    SMTPD_FINDING_HELO_NOT_EHLO = 1u << 11,     /* used HELO (no extensions) */
+    SMTPD_FINDING_NO_QUIT = 1u << 12 /* closed the connection without QUIT (session only) */
 } smtpd_finding;
 
 /* The static name of one finding bit ("bare-lf", ...), or NULL for an unknown bit. */
@@ -165,17 +165,17 @@ SMTPD_API const char *smtpd_finding_name(unsigned finding);
  * call; copy what you keep (a PENDING deliver must copy before it returns).
  */
 typedef struct smtpd_message {
-    const char *id;               /* our id, also in the 250 reply and the Received header */
-    const char *sender;           /* reverse-path without < >; "" for the null sender */
-    const char *const *rcpts;     /* forward-paths without < >, in RCPT order */
+    const char *id;           /* our id, also in the 250 reply and the Received header */
+    const char *sender;       /* reverse-path without < >; "" for the null sender */
+    const char *const *rcpts; /* forward-paths without < >, in RCPT order */
     size_t rcpt_count;
-    const char *data;             /* trace headers we added, then the message exactly as
-                                     received after dot-unstuffing (and bare CR/LF handling) */
-    size_t size;                  /* octets in data */
-    size_t trace_size;            /* octets of data that are our Return-Path + Received */
-    unsigned findings;            /* smtpd_finding bits, for the session and this message */
-    int body_8bitmime;            /* the client declared BODY=8BITMIME */
-    int smtputf8;                 /* the client declared SMTPUTF8 */
+    const char *data;  /* trace headers we added, then the message exactly as
+                          received after dot-unstuffing (and bare CR/LF handling) */
+    size_t size;       /* octets in data */
+    size_t trace_size; /* octets of data that are our Return-Path + Received */
+    unsigned findings; /* smtpd_finding bits, for the session and this message */
+    int body_8bitmime; /* the client declared BODY=8BITMIME */
+    int smtputf8;      /* the client declared SMTPUTF8 */
 } smtpd_message;
 
 /*
@@ -233,8 +233,7 @@ typedef struct smtpd_hooks {
     smtpd_verdict (*on_deliver)(smtpd_session *s, const smtpd_message *msg, void *user);
     void (*on_reset)(smtpd_session *s, void *user); /* the transaction was dropped */
     void (*on_close)(smtpd_session *s, void *user); /* last call for this session */
-    void (*on_log)(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len,
-                   void *user);
+    void (*on_log)(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len, void *user);
     /* AUTH (RFC 4954): ACCEPT -> "235 2.7.0 Authentication successful"; REJECT ->
        "535 5.7.8 Authentication credentials invalid" (counted toward max-errors, so
        password guessing ends in 421); PENDING allowed. Without this hook AUTH is not
@@ -270,9 +269,8 @@ SMTPD_API smtpd_ticket smtpd_session_ticket(smtpd_session *s);
  * (code 0 = the default reply for the verdict). Returns 0, or SMTPD_ENOENT when the
  * session is already gone (the answer is dropped), SMTPD_EINVAL for a bad verdict/reply.
  */
-SMTPD_API int smtpd_server_complete(smtpd_server *srv, smtpd_ticket ticket,
-                                    smtpd_verdict verdict, int code, const char *enhanced,
-                                    const char *text);
+SMTPD_API int smtpd_server_complete(smtpd_server *srv, smtpd_ticket ticket, smtpd_verdict verdict,
+                                    int code, const char *enhanced, const char *text);
 
 /* Session facts, for hooks. Strings are valid until the session's on_close returns,
    except the envelope ones, valid until the transaction is reset. */

@@ -187,8 +187,8 @@ sasl_cram_challenge(smtpd_session *s)
     if (RAND_bytes(rnd, sizeof rnd) == 1)
         memcpy(&r, rnd, sizeof r);
     /* RFC 2195 2: a unique, msg-id-like string, never used twice */
-    snprintf(s->sasl.challenge, sizeof s->sasl.challenge, "<%llu.%lld@%s>", r,
-             (long long)s->now, s->env->opts->hostname);
+    snprintf(s->sasl.challenge, sizeof s->sasl.challenge, "<%llu.%lld@%s>", r, (long long)s->now,
+             s->env->opts->hostname);
     char b64[sizeof s->sasl.challenge * 2];
     base64_encode(s->sasl.challenge, strlen(s->sasl.challenge), b64);
     s->sasl.stage = SASL_CRAM;
@@ -304,8 +304,8 @@ sasl_input(smtpd_session *s, const char *line, size_t len)
 void
 sasl_finish(smtpd_session *s, smtpd_verdict v)
 {
-    int code = session_verdict_reply(s, v, 235, "2.7.0", "Authentication successful", 535,
-                                     "5.7.8", "Authentication credentials invalid");
+    int code = session_verdict_reply(s, v, 235, "2.7.0", "Authentication successful", 535, "5.7.8",
+                                     "Authentication credentials invalid");
     if (code == 235) {
         s->auth_user = s->sasl.user;
         s->sasl.user = NULL;
@@ -337,9 +337,8 @@ smtpd_auth_check_password(smtpd_session *s, const smtpd_auth *auth, const char *
         return 0;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
-    if (!HMAC(EVP_md5(), password, (int)strlen(password),
-              (const unsigned char *)s->sasl.challenge, strlen(s->sasl.challenge), mac,
-              &maclen))
+    if (!HMAC(EVP_md5(), password, (int)strlen(password), (const unsigned char *)s->sasl.challenge,
+              strlen(s->sasl.challenge), mac, &maclen))
         return 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     for (unsigned int i = 0; i < maclen; i++)

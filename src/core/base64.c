@@ -65,8 +65,8 @@ base64_decode(const char *in, size_t len, unsigned char *out)
             if (pad || (v[k] = base64_value(c)) < 0)
                 return -1; /* data after '=' or outside the alphabet */
         }
-        unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 |
-                     (unsigned)v[3];
+        unsigned w =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         out[o++] = (unsigned char)(w >> 16);
         if (pad < 2)
             out[o++] = (unsigned char)(w >> 8);

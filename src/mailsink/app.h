@@ -17,13 +17,13 @@
 typedef struct app {
     const config *cfg;
     policy *policy;
-    exec_pool *exec;         /* NULL when no exec hook is configured */
+    exec_pool *exec; /* NULL when no exec hook is configured */
     ingest *ingest;
-    char **deliver_argv;     /* split --deliver-exec, or NULL */
-    char **host_argv;        /* --validate-host-exec */
-    char **sender_argv;      /* --validate-sender-exec */
-    char **rcpt_argv;        /* --validate-recipient-exec */
-    auth_file *auth;         /* --auth-file, or NULL */
+    char **deliver_argv; /* split --deliver-exec, or NULL */
+    char **host_argv;    /* --validate-host-exec */
+    char **sender_argv;  /* --validate-sender-exec */
+    char **rcpt_argv;    /* --validate-recipient-exec */
+    auth_file *auth;     /* --auth-file, or NULL */
 } app;
 
 /* Fill h with mailsink's hooks for the configuration; they expect the app as user

@@ -38,7 +38,7 @@ void exec_pool_free(exec_pool *p);
  * NULL), stdin_data/stdin_len (may be NULL/0: stdin is /dev/null). Everything is
  * copied. Returns 0, or -1 when out of memory (done is then not called).
  */
-int exec_pool_run(exec_pool *p, char *const argv[], char *const extra_env[],
-                  const char *stdin_data, size_t stdin_len, exec_done_cb done, void *ctx);
+int exec_pool_run(exec_pool *p, char *const argv[], char *const extra_env[], const char *stdin_data,
+                  size_t stdin_len, exec_done_cb done, void *ctx);
 
 #endif

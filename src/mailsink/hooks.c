@@ -16,10 +16,10 @@
 typedef struct exec_job {
     smtpd_server *srv;
     smtpd_ticket ticket;
-    int reject_code;          /* 550 for the host, 553 for sender/recipient */
-    const char *reject_enh;   /* NULL for the connect-time reply */
-    ingest *ingest;           /* deliver only: where the message goes on exit 0 */
-    ingest_item *item;        /* deliver only */
+    int reject_code;        /* 550 for the host, 553 for sender/recipient */
+    const char *reject_enh; /* NULL for the connect-time reply */
+    ingest *ingest;         /* deliver only: where the message goes on exit 0 */
+    ingest_item *item;      /* deliver only */
 } exec_job;
 
 static const char exec_unavailable[] = "Error: the hook program failed, try again later";
@@ -57,8 +57,7 @@ hooks_run_validate(smtpd_session *s, app *a, char **argv, const char *value, int
     char **full = calloc(n + 2, sizeof *full);
     exec_job *job = calloc(1, sizeof *job);
     char env_addr[128];
-    snprintf(env_addr, sizeof env_addr, "MAILSINK_CLIENT_ADDR=%s",
-             smtpd_session_client_addr(s));
+    snprintf(env_addr, sizeof env_addr, "MAILSINK_CLIENT_ADDR=%s", smtpd_session_client_addr(s));
     char *env[] = {env_addr, NULL};
     if (!full || !job) {
         free(full);

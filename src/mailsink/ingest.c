@@ -157,14 +157,22 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
         for (ingest_item *it = batch; it; it = it->next, i++) {
             /* the summary is of the client's message, without our trace headers */
             mime_summarize(it->raw + it->trace_size, it->raw_len - it->trace_size, &sums[i]);
-            msgs[i] = (store_msg){
-                .id = it->id, .received_ms = it->received_ms, .sender = it->sender,
-                .rcpts = (const char *const *)it->rcpts, .rcpt_count = it->rcpt_count,
-                .client_addr = it->client_addr, .helo = it->helo, .findings = it->findings,
-                .raw = it->raw, .raw_len = it->raw_len, .trace_size = it->trace_size,
-                .summary = &sums[i], .tls_version = it->tls_version,
-                .tls_cipher = it->tls_cipher, .tls_peer = it->tls_peer,
-                .auth_user = it->auth_user};
+            msgs[i] = (store_msg){.id = it->id,
+                                  .received_ms = it->received_ms,
+                                  .sender = it->sender,
+                                  .rcpts = (const char *const *)it->rcpts,
+                                  .rcpt_count = it->rcpt_count,
+                                  .client_addr = it->client_addr,
+                                  .helo = it->helo,
+                                  .findings = it->findings,
+                                  .raw = it->raw,
+                                  .raw_len = it->raw_len,
+                                  .trace_size = it->trace_size,
+                                  .summary = &sums[i],
+                                  .tls_version = it->tls_version,
+                                  .tls_cipher = it->tls_cipher,
+                                  .tls_peer = it->tls_peer,
+                                  .auth_user = it->auth_user};
         }
         rc = store_put_batch(in->st, msgs, n, err, sizeof err);
     }
@@ -172,8 +180,8 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
         log_msg(LOG_ERROR, "cannot store %zu message(s): %s", n, err);
     for (ingest_item *it = batch; it; it = it->next) {
         if (rc == 0 && in->ex &&
-            export_write(in->ex, it->id, it->sender, it->received_ms, it->raw, it->raw_len,
-                         err, sizeof err) != 0)
+            export_write(in->ex, it->id, it->sender, it->received_ms, it->raw, it->raw_len, err,
+                         sizeof err) != 0)
             log_msg(LOG_ERROR, "export of %s: %s", it->id, err);
         /* RFC 5321 4.1.1.4, 6.1: the 250 leaves only now that the message is committed */
         if (rc == 0)

@@ -33,7 +33,7 @@ typedef struct ingest_item {
     char *tls_version; /* NULL without TLS */
     char *tls_cipher;
     char *tls_peer;
-    char *auth_user;   /* NULL without AUTH */
+    char *auth_user; /* NULL without AUTH */
     unsigned findings;
     char *raw;
     size_t raw_len;
@@ -47,8 +47,8 @@ ingest_item *ingest_item_new(smtpd_session *s, const smtpd_message *m);
 void ingest_item_free(ingest_item *it);
 
 typedef struct ingest_limits {
-    uint64_t max_messages; /* 0: keep all */
-    uint64_t max_age_s;    /* 0: keep all */
+    uint64_t max_messages;  /* 0: keep all */
+    uint64_t max_age_s;     /* 0: keep all */
     size_t max_queue_bytes; /* queued raw octets before enqueue refuses */
 } ingest_limits;
 

@@ -64,8 +64,8 @@ log_msg(log_level level, const char *fmt, ...)
     if (log_json) {
         char ts[40];
         log_timestamp(ts, sizeof ts);
-        log_write_json(json_pack("{s:s, s:s, s:s}", "time", ts, "level",
-                                 log_level_names[level], "msg", text));
+        log_write_json(
+            json_pack("{s:s, s:s, s:s}", "time", ts, "level", log_level_names[level], "msg", text));
         return;
     }
     pthread_mutex_lock(&log_lock);
@@ -91,9 +91,8 @@ log_transcript(uint64_t session, char dir, const char *line, size_t len)
         json_t *obj = json_pack("{s:s, s:s, s:I, s:s, s:s}", "time", ts, "level", "debug",
                                 "session", (json_int_t)session, "dir", d, "line", safe);
         if (!obj) /* not UTF-8: Jansson refuses it; show the line as a note */
-            obj = json_pack("{s:s, s:s, s:I, s:s, s:s}", "time", ts, "level", "debug",
-                            "session", (json_int_t)session, "dir", d, "line",
-                            "(not UTF-8)");
+            obj = json_pack("{s:s, s:s, s:I, s:s, s:s}", "time", ts, "level", "debug", "session",
+                            (json_int_t)session, "dir", d, "line", "(not UTF-8)");
         if (obj)
             log_write_json(obj);
         return;

@@ -133,8 +133,8 @@ main_prepare_tls(const config *c, main_tls *t, char *err, size_t errsize)
         return 0;
     t->cert = strdup(c->tls_cert);
     t->key = strdup(c->tls_key ? c->tls_key : "");
-    if (!t->cert || !t->key || tls_cert_fingerprint(t->cert, t->fingerprint,
-                                                     sizeof t->fingerprint) != 0) {
+    if (!t->cert || !t->key ||
+        tls_cert_fingerprint(t->cert, t->fingerprint, sizeof t->fingerprint) != 0) {
         snprintf(err, errsize, "--tls-cert %.300s: no certificate in the file", c->tls_cert);
         return -1;
     }
@@ -227,23 +227,21 @@ main_announce(const config *c, smtpd_server *srv, const main_tls *t)
         for (size_t i = 0; i < lists[k]->count; i++, index++) {
             char *addr = NULL, *port = NULL;
             if (config_parse_listen(lists[k]->items[i], &addr, &port) == 0)
-                log_msg(LOG_INFO, "listening on %s%s%s:%d%s", strchr(addr, ':') ? "[" : "",
-                        addr, strchr(addr, ':') ? "]" : "",
-                        smtpd_server_bound_port(srv, index), k ? " (implicit TLS)" : "");
+                log_msg(LOG_INFO, "listening on %s%s%s:%d%s", strchr(addr, ':') ? "[" : "", addr,
+                        strchr(addr, ':') ? "]" : "", smtpd_server_bound_port(srv, index),
+                        k ? " (implicit TLS)" : "");
             free(addr);
             free(port);
         }
     }
     if (t->cert)
-        log_msg(LOG_INFO, "TLS certificate %s, SHA-256 fingerprint %s", t->cert,
-                t->fingerprint);
+        log_msg(LOG_INFO, "TLS certificate %s, SHA-256 fingerprint %s", t->cert, t->fingerprint);
     log_msg(LOG_INFO, "database %s", c->db_path);
 }
 
 /* Everything checked and opened; serve until a signal. */
 static int
-main_serve_until_signal(const config *c, smtpd_server *srv, const main_tls *t,
-                        const sigset_t *sigs)
+main_serve_until_signal(const config *c, smtpd_server *srv, const main_tls *t, const sigset_t *sigs)
 {
     if (smtpd_server_start(srv) != SMTPD_OK) {
         /* nothing was served: a certificate that does not load is bad configuration */

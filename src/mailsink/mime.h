@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 typedef struct mime_summary {
-    char *from;       /* decoded, as displayed: "Name <addr>" (or "" when absent) */
-    char *to;         /* decoded, comma-separated */
+    char *from; /* decoded, as displayed: "Name <addr>" (or "" when absent) */
+    char *to;   /* decoded, comma-separated */
     char *cc;
     char *reply_to;
     char *subject;    /* decoded (RFC 2047) */

@@ -28,10 +28,10 @@ typedef struct conn {
     smtpd_server *srv;
     smtpd_session *sess;
     struct bufferevent *bev; /* the socket, or the TLS filter over it */
-    bool closing;     /* the session is over; free once the output is written */
-    bool handshaking; /* a TLS handshake runs: no reading, no greeting yet */
-    bool greeted;     /* session_start (or the refusal) happened */
-    struct event *reaper; /* closing under TLS: waits for the socket's output to drain */
+    bool closing;            /* the session is over; free once the output is written */
+    bool handshaking;        /* a TLS handshake runs: no reading, no greeting yet */
+    bool greeted;            /* session_start (or the refusal) happened */
+    struct event *reaper;    /* closing under TLS: waits for the socket's output to drain */
 } conn;
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);

@@ -45,8 +45,7 @@ listener_bind(smtpd_server *srv, const char *addr, const char *port, bool implic
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
     int gai = getaddrinfo(addr, port, &hints, &res);
     if (gai != 0 || !res) {
-        server_set_error(srv, "bad listen address %s port %s: %s", addr, port,
-                         gai_strerror(gai));
+        server_set_error(srv, "bad listen address %s port %s: %s", addr, port, gai_strerror(gai));
         return SMTPD_EADDR;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -82,8 +81,8 @@ listener_bind(smtpd_server *srv, const char *addr, const char *port, bool implic
 }
 
 static void
-listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                   int salen, void *arg)
+listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                   void *arg)
 {
     (void)salen;
     smtpd_server *srv = arg;

@@ -393,7 +393,7 @@ smtpd_server_complete(smtpd_server *srv, smtpd_ticket ticket, smtpd_verdict verd
         return SMTPD_EINVAL;
     if (code && (code < 200 || code > 599))
         return SMTPD_EINVAL;
-    if (enhanced && strlen(enhanced) >= sizeof ((completion *)0)->enhanced)
+    if (enhanced && strlen(enhanced) >= sizeof((completion *)0)->enhanced)
         return SMTPD_EINVAL;
     int state = atomic_load(&srv->state);
     if (state == SERVER_STOPPED || state == SERVER_NEW || !srv->wakeup)

@@ -6,8 +6,8 @@
 #include <string.h>
 
 void
-body_init(body *b, smtpd_bare_lf mode, size_t max_text_line, bool declared_8bit,
-          body_sink_cb sink, void *sink_ctx)
+body_init(body *b, smtpd_bare_lf mode, size_t max_text_line, bool declared_8bit, body_sink_cb sink,
+          void *sink_ctx)
 {
     memset(b, 0, sizeof *b);
     b->bare_mode = mode;
@@ -30,8 +30,7 @@ body_emit(body *b, const char *p, size_t n)
 {
     if (n == 0)
         return;
-    if (!b->declared_8bit && !(b->findings & SMTPD_FINDING_8BIT_UNDECLARED) &&
-        str_has_8bit(p, n))
+    if (!b->declared_8bit && !(b->findings & SMTPD_FINDING_8BIT_UNDECLARED) && str_has_8bit(p, n))
         b->findings |= SMTPD_FINDING_8BIT_UNDECLARED;
     b->size += n;
     b->sink(b->sink_ctx, p, n);

@@ -36,9 +36,9 @@ typedef struct body {
     body_sink_cb sink;
     void *sink_ctx;
     /* results */
-    size_t size;       /* octets given to the sink */
-    unsigned findings; /* smtpd_finding bits */
-    bool bare_seen;    /* a bare CR or LF (for bare-lf=reject) */
+    size_t size;        /* octets given to the sink */
+    unsigned findings;  /* smtpd_finding bits */
+    bool bare_seen;     /* a bare CR or LF (for bare-lf=reject) */
     bool line_over_cap; /* a line over 8 times max_text_line: the message fails */
     /* scanner state */
     body_state state;

@@ -141,8 +141,8 @@ commands_path_ok(smtpd_session *s, parse_status st, bool mail)
     case PARSE_OK:
         return true;
     case PARSE_ESYNTAX:
-        session_error(s, 501, "5.5.4", "Syntax: %s", mail ? "MAIL FROM:<address>"
-                                                          : "RCPT TO:<address>");
+        session_error(s, 501, "5.5.4", "Syntax: %s",
+                      mail ? "MAIL FROM:<address>" : "RCPT TO:<address>");
         return false;
     case PARSE_EADDR:
         if (mail)
@@ -194,8 +194,8 @@ commands_mail_params(smtpd_session *s, const parse_path *p)
                it is checked and then treated as AUTH=<>. Without AUTH support it is an
                unknown parameter (555, as Postfix) */
             char decoded[PARSE_MAX_PATH + 3];
-            if (!v || (strcmp(v, "<>") != 0 &&
-                       parse_xtext_decode(v, decoded, sizeof decoded) < 0)) {
+            if (!v ||
+                (strcmp(v, "<>") != 0 && parse_xtext_decode(v, decoded, sizeof decoded) < 0)) {
                 session_error(s, 501, "5.5.4", "Bad parameter syntax");
                 return false;
             }
@@ -439,13 +439,13 @@ commands_end_of_data(smtpd_session *s)
         return;
     }
     if (s->chunk_failed) {
-        session_verdict_reply(s, (smtpd_verdict)s->chunk_verdict, 250, "2.0.0", "Ok", 554,
-                              "5.7.1", rejected_policy);
+        session_verdict_reply(s, (smtpd_verdict)s->chunk_verdict, 250, "2.0.0", "Ok", 554, "5.7.1",
+                              rejected_policy);
         session_tx_reset(s);
         return;
     }
-    s->tx.findings |= commands_scan_headers(s->msg.data + s->tx.trace_size,
-                                            s->msg.len - s->tx.trace_size);
+    s->tx.findings |=
+        commands_scan_headers(s->msg.data + s->tx.trace_size, s->msg.len - s->tx.trace_size);
     smtpd_message m = {
         .id = s->tx.id,
         .sender = s->tx.sender,
@@ -639,8 +639,8 @@ commands_run(smtpd_session *s, const char *line, size_t len)
         return;
     }
     /* a second HELO/EHLO is junk too (Postfix smtpd_junk_command_limit) */
-    bool junk = (cmd->flags & CMD_JUNK) || ((cmd->run == cmd_helo || cmd->run == cmd_ehlo) &&
-                                            s->helo != NULL);
+    bool junk = (cmd->flags & CMD_JUNK) ||
+                ((cmd->run == cmd_helo || cmd->run == cmd_ehlo) && s->helo != NULL);
     cmd->run(s, argbuf);
     if (junk && ++s->junk >= s->env->opts->max_junk && s->state != SESSION_CLOSING &&
         !session_is_blocked(s))

@@ -70,7 +70,10 @@ typedef struct opt_row {
     unsigned long long min, max;
 } opt_row;
 
-#define ROW(n, k, field, lo, hi) {n, k, offsetof(smtpd_options, field), lo, hi}
+#define ROW(n, k, field, lo, hi)                                                                   \
+    {                                                                                              \
+        n, k, offsetof(smtpd_options, field), lo, hi                                               \
+    }
 static const opt_row opt_table[] = {
     ROW("hostname", OPT_STR, hostname, 0, 0),
     ROW("banner", OPT_TEXT, banner, 0, 0),

@@ -125,8 +125,7 @@ parse_is_literal(const char *s, size_t len)
     if (!colon || colon == s || (size_t)(colon - s) + 1 == len)
         return false;
     for (const char *p = s; p < colon; p++)
-        if (!(parse_is_alpha((unsigned char)*p) || parse_is_digit((unsigned char)*p) ||
-              *p == '-'))
+        if (!(parse_is_alpha((unsigned char)*p) || parse_is_digit((unsigned char)*p) || *p == '-'))
             return false;
     /* dcontent is %d33-90 / %d94-126; '<', '>' and '"' are refused as well, so that a
        path reads the same with and without its brackets (no tag registered with IANA
@@ -245,8 +244,7 @@ parse_is_esmtp_keyword(const char *s)
     if (!parse_is_alpha((unsigned char)s[0]) && !parse_is_digit((unsigned char)s[0]))
         return false;
     for (const char *p = s + 1; *p; p++)
-        if (!parse_is_alpha((unsigned char)*p) && !parse_is_digit((unsigned char)*p) &&
-            *p != '-')
+        if (!parse_is_alpha((unsigned char)*p) && !parse_is_digit((unsigned char)*p) && *p != '-')
             return false;
     return true;
 }

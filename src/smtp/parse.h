@@ -23,7 +23,7 @@ typedef enum parse_status {
 } parse_status;
 
 typedef struct parse_param {
-    const char *key; /* points into the parsed line copy; NUL-terminated */
+    const char *key;   /* points into the parsed line copy; NUL-terminated */
     const char *value; /* NULL when the parameter has no "=" */
 } parse_param;
 
@@ -46,8 +46,7 @@ typedef struct parse_path {
  * allows the bare <Postmaster>. UTF-8 addresses parse (is_8bit tells; the caller checks
  * SMTPUTF8 was declared).
  */
-parse_status parse_path_arg(const char *arg, const char *prefix, bool allow_null,
-                            parse_path *out);
+parse_status parse_path_arg(const char *arg, const char *prefix, bool allow_null, parse_path *out);
 
 /* A domain (labels of letters, digits, hyphens; UTF-8 U-labels allowed) or an address
    literal [1.2.3.4] / [IPv6:...] / [tag:text]. */

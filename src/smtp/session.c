@@ -200,8 +200,7 @@ session_hook_end(smtpd_session *s, smtpd_verdict v)
 
 int
 session_verdict_reply(smtpd_session *s, smtpd_verdict v, int ok_code, const char *ok_enh,
-                      const char *ok_text, int rej_code, const char *rej_enh,
-                      const char *rej_text)
+                      const char *ok_text, int rej_code, const char *rej_enh, const char *rej_text)
 {
     const session_hook_reply *hr = &s->hook_reply;
     if (hr->code) {
@@ -416,8 +415,7 @@ session_feed(smtpd_session *s, const char *p, size_t n, time_t now)
         i += session_feed_line(s, p + i, n - i);
         /* RFC 2920 3.1: after a command that must end a group, nothing may follow
            before our reply; without PIPELINING nothing may follow any command. */
-        if (i < n && s->line.len == 0 &&
-            (s->group_ended || !s->esmtp || !s->env->opts->pipelining))
+        if (i < n && s->line.len == 0 && (s->group_ended || !s->esmtp || !s->env->opts->pipelining))
             s->findings |= SMTPD_FINDING_BAD_PIPELINING;
     }
     return i;
@@ -471,8 +469,8 @@ session_store_reply(smtpd_session *s, int code, const char *enhanced, const char
 }
 
 int
-session_complete(smtpd_session *s, uint64_t seq, smtpd_verdict v, int code,
-                 const char *enhanced, const char *text, time_t now)
+session_complete(smtpd_session *s, uint64_t seq, smtpd_verdict v, int code, const char *enhanced,
+                 const char *text, time_t now)
 {
     if (s->waiting == WAIT_NONE || seq != s->wait_seq || v == SMTPD_PENDING)
         return SMTPD_ENOENT;

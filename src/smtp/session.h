@@ -30,9 +30,9 @@ typedef struct session_env {
     const smtpd_hooks *hooks;
     void *user;
     smtpd_server *server;
-    char id_prefix[8];              /* random per server, so ids differ across restarts */
-    bool tls_available;             /* a TLS context exists: STARTTLS may be offered */
-    _Atomic uint64_t next_msg_id;   /* message ids within this server */
+    char id_prefix[8];            /* random per server, so ids differ across restarts */
+    bool tls_available;           /* a TLS context exists: STARTTLS may be offered */
+    _Atomic uint64_t next_msg_id; /* message ids within this server */
 } session_env;
 
 typedef enum session_state {
@@ -73,10 +73,10 @@ typedef struct session_sasl {
     char challenge[160]; /* CRAM-MD5: the challenge we sent, decoded */
     char *authzid;
     char *user;
-    char *password;      /* PLAIN/LOGIN; wiped before it is freed */
-    char *cram_digest;   /* CRAM-MD5: the client's hex digest */
-    bool malformed;      /* a NUL inside a user or password (RFC 4616 SAFE): refused
-                            without asking the hook, once the exchange is complete */
+    char *password;    /* PLAIN/LOGIN; wiped before it is freed */
+    char *cram_digest; /* CRAM-MD5: the client's hex digest */
+    bool malformed;    /* a NUL inside a user or password (RFC 4616 SAFE): refused
+                          without asking the hook, once the exchange is complete */
 } session_sasl;
 
 /* The envelope of the current mail transaction. */
@@ -102,9 +102,9 @@ typedef struct session_hook_reply {
 /* A MAIL/RCPT/HELO argument kept while its hook is pending. */
 typedef struct session_candidate {
     char *value;
-    bool esmtp;     /* HELO vs EHLO */
-    bool body8;     /* MAIL BODY=8BITMIME */
-    bool smtputf8;  /* MAIL SMTPUTF8 */
+    bool esmtp;    /* HELO vs EHLO */
+    bool body8;    /* MAIL BODY=8BITMIME */
+    bool smtputf8; /* MAIL SMTPUTF8 */
 } session_candidate;
 
 struct smtpd_session {
@@ -116,7 +116,7 @@ struct smtpd_session {
 
     session_state state;
     bool connected; /* on_connect was called, so on_close will be */
-    char *helo; /* NULL until HELO/EHLO accepted */
+    char *helo;     /* NULL until HELO/EHLO accepted */
     bool esmtp;
     session_tx tx;
     unsigned findings; /* session-wide findings */
@@ -150,8 +150,8 @@ struct smtpd_session {
     session_candidate cand;
 
     /* TLS (the I/O layer does the handshake; the session only knows the outcome) */
-    bool tls;              /* the connection is encrypted */
-    bool tls_requested;    /* STARTTLS answered 220: stop reading until the handshake */
+    bool tls;           /* the connection is encrypted */
+    bool tls_requested; /* STARTTLS answered 220: stop reading until the handshake */
     char *tls_version;
     char *tls_cipher;
     char *tls_peer;
@@ -161,8 +161,7 @@ struct smtpd_session {
 };
 
 /* Create a session for a client; NULL when out of memory. */
-smtpd_session *session_new(session_env *env, uint64_t id, const char *client_addr,
-                           int client_port);
+smtpd_session *session_new(session_env *env, uint64_t id, const char *client_addr, int client_port);
 /* Free it; calls on_reset for an open transaction and on_close. NULL does nothing. */
 void session_free(smtpd_session *s);
 
@@ -225,8 +224,7 @@ int session_verdict_reply(smtpd_session *s, smtpd_verdict v, int ok_code, const 
 
 /* The I/O layer finished a TLS handshake: forget everything the client said before
    (RFC 3207 4.2), note the TLS facts and ask on_tls. Strings are copied. */
-void session_tls_done(smtpd_session *s, const char *version, const char *cipher,
-                      const char *peer);
+void session_tls_done(smtpd_session *s, const char *version, const char *cipher, const char *peer);
 /* STARTTLS was answered with 220: the I/O layer must now drop buffered input, write the
    output and start the handshake. */
 bool session_tls_requested(const smtpd_session *s);

@@ -54,13 +54,15 @@ trace_append(buf *out, const trace_info *t)
     bool tls = t->tls_version != NULL, auth = t->auth_user != NULL;
     char with[16];
     snprintf(with, sizeof with, "%s%s%s",
-             t->smtputf8 ? "UTF8SMTP" : (t->esmtp || tls || auth) ? "ESMTP" : "SMTP",
+             t->smtputf8                 ? "UTF8SMTP"
+             : (t->esmtp || tls || auth) ? "ESMTP"
+                                         : "SMTP",
              tls ? "S" : "", auth ? "A" : "");
     int rc = BUF_OK;
-#define TRY(expr)                                                                           \
-    do {                                                                                    \
-        if ((rc = (expr)) != BUF_OK)                                                        \
-            return rc;                                                                      \
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (expr)) != BUF_OK)                                                               \
+            return rc;                                                                             \
     } while (0)
     TRY(buf_append_str(out, "Return-Path: <"));
     /* paths were checked by the parser: a '>' can only be inside a quoted local part */

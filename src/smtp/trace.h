@@ -24,7 +24,7 @@ typedef struct trace_info {
     time_t now;
     const char *tls_version; /* NULL without TLS */
     const char *tls_cipher;
-    const char *auth_user;   /* NULL without AUTH */
+    const char *auth_user; /* NULL without AUTH */
 } trace_info;
 
 /* Append "Return-Path: <...>\r\nReceived: ...\r\n" to out. Returns a BUF_* code. */

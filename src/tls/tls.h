@@ -16,7 +16,6 @@ typedef struct ssl_ctx_st SSL_CTX;
 /* A server context from PEM files; NULL with a message in err. */
 SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errsize);
 
-
 /* A TLS filter over under (taking it over: freeing the filter frees it), as the server
    side of a handshake that starts now. NULL when out of memory. */
 struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *under, SSL_CTX *ctx);
@@ -24,7 +23,7 @@ struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *under,
 typedef struct tls_facts {
     char version[32]; /* "TLSv1.3" */
     char cipher[96];
-    char *peer;       /* the client certificate's subject (malloc'd) or NULL */
+    char *peer; /* the client certificate's subject (malloc'd) or NULL */
 } tls_facts;
 
 /* After the handshake. The caller frees facts->peer. */

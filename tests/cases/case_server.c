@@ -26,9 +26,9 @@
  * on_tls is always set (it records the tls event; tls: rules may refuse).
  *
  * It listens on 127.0.0.1 port 0, starts the server in its own thread, prints
- * "PORT <n>" (with --listen-tls "PORT <n> TLSPORT <m>") on stdout, then waits until stdin reaches EOF (or SIGTERM), completes every
- * queued pending answer, calls smtpd_server_stop(srv, 1000) and smtpd_server_free, and
- * exits 0. SIGPIPE is ignored, as an embedding application does.
+ * "PORT <n>" (with --listen-tls "PORT <n> TLSPORT <m>") on stdout, then waits until stdin reaches
+ * EOF (or SIGTERM), completes every queued pending answer, calls smtpd_server_stop(srv, 1000) and
+ * smtpd_server_free, and exits 0. SIGPIPE is ignored, as an embedding application does.
  *
  * Hook SPEC:  STAGE:VERDICT[/MS]:GLOB[:CODE:ENHANCED:TEXT]
  *   STAGE     connect | helo | mail | rcpt | data | chunk | deliver | auth | tls
@@ -100,9 +100,8 @@ enum stage {
     ST_COUNT
 };
 
-static const char *const stage_names[ST_COUNT] = {"connect", "helo",    "mail",
-                                                  "rcpt",    "data",    "chunk",
-                                                  "deliver", "auth",    "tls"};
+static const char *const stage_names[ST_COUNT] = {"connect", "helo",    "mail", "rcpt", "data",
+                                                  "chunk",   "deliver", "auth", "tls"};
 
 struct rule {
     enum stage stage;
@@ -110,7 +109,7 @@ struct rule {
     long pending_ms; /* -1: answer at once */
     int check;       /* auth: the password check decides the verdict */
     char *glob;
-    int code; /* 0: no reply of our own */
+    int code;       /* 0: no reply of our own */
     char *enhanced; /* NULL: none */
     char *text;
 };
@@ -293,8 +292,8 @@ glob_match(const char *pat, const char *s, size_t len)
         if (p < plen && pat[p] == '*') {
             star_p = p++;
             star_i = i;
-        } else if (p < plen && (pat[p] == '?' || lower((unsigned char)pat[p]) ==
-                                                     lower((unsigned char)s[i]))) {
+        } else if (p < plen &&
+                   (pat[p] == '?' || lower((unsigned char)pat[p]) == lower((unsigned char)s[i]))) {
             p++;
             i++;
         } else if (star_p != (size_t)-1) {
@@ -509,8 +508,8 @@ worker_main(void *arg)
         pthread_mutex_unlock(&c->job_lock);
         {
             const struct rule *r = j->rule;
-            int rc = smtpd_server_complete(c->srv, j->ticket, j->verdict, r->code,
-                                           r->enhanced, r->text);
+            int rc =
+                smtpd_server_complete(c->srv, j->ticket, j->verdict, r->code, r->enhanced, r->text);
             if (rc != 0)
                 ev_printf(c, "complete-error %s %d", stage_names[r->stage], rc);
         }
@@ -633,8 +632,7 @@ on_mail_cb(smtpd_session *s, const char *sender, void *user)
     ev_printf(c, "mail <%s>", e != NULL ? e : "?");
     free(e);
     ev_facts(c, s);
-    return decide(c, s, ST_MAIL, sender != NULL ? sender : "",
-                  sender != NULL ? strlen(sender) : 0);
+    return decide(c, s, ST_MAIL, sender != NULL ? sender : "", sender != NULL ? strlen(sender) : 0);
 }
 
 static smtpd_verdict
@@ -662,8 +660,7 @@ on_data_cb(smtpd_session *s, void *user)
               smtpd_session_rcpt_count(s), eh != NULL ? eh : "?", smtpd_session_is_esmtp(s));
     free(es);
     free(eh);
-    return decide(c, s, ST_DATA, sender != NULL ? sender : "",
-                  sender != NULL ? strlen(sender) : 0);
+    return decide(c, s, ST_DATA, sender != NULL ? sender : "", sender != NULL ? strlen(sender) : 0);
 }
 
 static smtpd_verdict
@@ -733,8 +730,8 @@ on_deliver_cb(smtpd_session *s, const smtpd_message *msg, void *user)
 
     if (ss->overflow)
         chunks = "overflow";
-    else if (ss->len == bodylen && (bodylen == 0 || memcmp(ss->buf, msg->data + tracelen,
-                                                             bodylen) == 0))
+    else if (ss->len == bodylen &&
+             (bodylen == 0 || memcmp(ss->buf, msg->data + tracelen, bodylen) == 0))
         chunks = "same";
     else
         chunks = "differ";
@@ -820,8 +817,7 @@ on_tls_cb(smtpd_session *s, void *user)
     char *ev = esc_str(ver), *ec = esc_str(smtpd_session_tls_cipher(s)),
          *ep = esc_str(smtpd_session_tls_peer(s));
 
-    ev_printf(c, "tls version=%s cipher=%s peer=%s", ev ? ev : "?", ec ? ec : "?",
-              ep ? ep : "?");
+    ev_printf(c, "tls version=%s cipher=%s peer=%s", ev ? ev : "?", ec ? ec : "?", ep ? ep : "?");
     free(ev);
     free(ec);
     free(ep);

@@ -18,12 +18,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);    \
-            abort();                                                                        \
-        }                                                                                   \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 typedef struct run {
@@ -45,8 +45,8 @@ sink_cb(void *ctx, const char *p, size_t n)
 }
 
 static void
-decode(const char *p, size_t n, smtpd_bare_lf mode, size_t max_line, bool decl8,
-       const size_t *cuts, size_t ncuts, run *r)
+decode(const char *p, size_t n, smtpd_bare_lf mode, size_t max_line, bool decl8, const size_t *cuts,
+       size_t ncuts, run *r)
 {
     memset(r, 0, sizeof *r);
     /* normalize turns 1 octet into 2 */
@@ -97,8 +97,7 @@ typedef struct ref {
 } ref;
 
 static void
-ref_emit(ref *r, const char *p, size_t n, bool decl8, size_t *line_len, size_t max_line,
-         bool count)
+ref_emit(ref *r, const char *p, size_t n, bool decl8, size_t *line_len, size_t max_line, bool count)
 {
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)p[i] >= 0x80 && !decl8)

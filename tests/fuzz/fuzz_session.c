@@ -31,12 +31,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);    \
-            abort();                                                                        \
-        }                                                                                   \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define SCRIPT_LEN 8
@@ -69,10 +69,16 @@ fz_next(fz *z)
 }
 
 static const int reply_codes[] = {250, 421, 451, 550, 554, 221, 700, 199};
-static const char *const reply_enh[] = {NULL, "5.1.1", "4.2.0", "2.0.0", "5.1.1x", "5.0.0",
-                                        "4.7.1", ""};
+static const char *const reply_enh[] = {NULL,     "5.1.1", "4.2.0", "2.0.0",
+                                        "5.1.1x", "5.0.0", "4.7.1", ""};
 static const char *const reply_text[] = {
-    "custom", "two\nlines", "ctl\r\x01\x7f\x1b", NULL, "", "\n\n\n", "caf\xc3\xa9",
+    "custom",
+    "two\nlines",
+    "ctl\r\x01\x7f\x1b",
+    NULL,
+    "",
+    "\n\n\n",
+    "caf\xc3\xa9",
     "a very long line xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"

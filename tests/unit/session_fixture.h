@@ -27,8 +27,8 @@
 #define ID0 "TST0000000001"
 #define ID1 "TST0000000002"
 
-#define EHLO_REPLY                                                                          \
-    "250-test.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"                          \
+#define EHLO_REPLY                                                                                 \
+    "250-test.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"                                  \
     "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
 #define GREETING "220 test.example ESMTP\r\n"
 #define OK_MAIL "250 2.1.0 Ok\r\n"
@@ -55,9 +55,9 @@ typedef struct fx {
     const char *rcpt_reject_prefix; /* rcpt addresses starting with this get REJECT */
     int set_reply_rc;               /* what the last set_reply returned */
 
-    buf events;  /* "mail <a@b>\n" ... */
-    buf chunks;  /* on_data_chunk pieces, concatenated */
-    buf out;     /* replies taken from the session so far */
+    buf events; /* "mail <a@b>\n" ... */
+    buf chunks; /* on_data_chunk pieces, concatenated */
+    buf out;    /* replies taken from the session so far */
     smtpd_ticket ticket;
     int tickets;
 
@@ -74,8 +74,7 @@ typedef struct fx {
     int closes, resets;
 } fx;
 
-static inline void
-ev(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void ev(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static inline void
 ev(fx *f, const char *fmt, ...)
@@ -271,8 +270,8 @@ send_expect(fx *f, const char *text, const char *want)
     size_t used = session_feed(f->s, text, n, NOW);
     const char *got = take(f);
     if (used != n || strcmp(got, want) != 0)
-        fail_msg("sent [%s]\n consumed %zu of %zu\n want [%s]\n got  [%s]", text, used, n,
-                 want, got);
+        fail_msg("sent [%s]\n consumed %zu of %zu\n want [%s]\n got  [%s]", text, used, n, want,
+                 got);
 }
 
 static inline fx *
@@ -295,6 +294,5 @@ envelope(fx *f, const char *from, const char *to)
     snprintf(line, sizeof line, "RCPT TO:<%s>\r\n", to);
     send_expect(f, line, OK_RCPT);
 }
-
 
 #endif

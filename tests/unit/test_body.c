@@ -82,7 +82,8 @@ decode(const char *in, size_t len, smtpd_bare_lf mode, result *r)
 static bool
 result_equal(const result *a, const result *b)
 {
-    return a->out.len == b->out.len && memcmp(buf_str(&a->out), buf_str(&b->out), a->out.len) == 0 &&
+    return a->out.len == b->out.len &&
+           memcmp(buf_str(&a->out), buf_str(&b->out), a->out.len) == 0 &&
            a->consumed == b->consumed && a->done == b->done && a->findings == b->findings &&
            a->bare_seen == b->bare_seen && a->size == b->size;
 }
@@ -128,7 +129,9 @@ typedef struct body_case {
 
 static const body_case golden[] = {
     /* plain messages and the end of data */
-    {"Hello\r\n" ".\r\n", REJ, "Hello\r\n", 0, true, 0},
+    {"Hello\r\n"
+     ".\r\n",
+     REJ, "Hello\r\n", 0, true, 0},
     {".\r\n", REJ, "", 0, true, 0}, /* empty message: the DATA CRLF starts the line */
     {"\r\n.\r\n", REJ, "\r\n", 0, true, 0},
     {"a\r\nb\r\n\r\nc\r\n.\r\n", REJ, "a\r\nb\r\n\r\nc\r\n", 0, true, 0},
@@ -209,14 +212,13 @@ test_golden(void **state)
         decode(c->in, len, c->mode, &r);
         size_t want_consumed = c->consumed ? c->consumed : len;
         bool bad = r.out.len != strlen(c->out) || memcmp(buf_str(&r.out), c->out, r.out.len) ||
-                   r.consumed != want_consumed || r.done != c->done ||
-                   r.findings != c->findings ||
+                   r.consumed != want_consumed || r.done != c->done || r.findings != c->findings ||
                    r.bare_seen != ((c->findings & (BLF | BCR)) != 0) || r.size != r.out.len ||
                    r.empty_sink_call;
         if (bad) {
-            print_error("golden case %zu (%s): consumed %zu/%zu done %d/%d findings 0x%x/0x%x\n",
-                        i, mode_name(c->mode), r.consumed, want_consumed, r.done, c->done,
-                        r.findings, c->findings);
+            print_error("golden case %zu (%s): consumed %zu/%zu done %d/%d findings 0x%x/0x%x\n", i,
+                        mode_name(c->mode), r.consumed, want_consumed, r.done, c->done, r.findings,
+                        c->findings);
             print_escaped("  in   ", c->in, len);
             print_escaped("  want ", c->out, strlen(c->out));
             print_escaped("  got  ", buf_str(&r.out), r.out.len);
@@ -298,8 +300,7 @@ ref_emit(ref_result *r, const char *p, size_t n, bool decl8, size_t *line_len, s
 
 /* Decode a complete input (one that holds the end of data somewhere). */
 static void
-ref_decode(const char *p, size_t n, smtpd_bare_lf mode, size_t max_line, bool decl8,
-           ref_result *r)
+ref_decode(const char *p, size_t n, smtpd_bare_lf mode, size_t max_line, bool decl8, ref_result *r)
 {
     memset(r, 0, sizeof *r);
     size_t i = 0, line_len = 0;
@@ -561,8 +562,7 @@ test_big_message_pieces(void **state)
     for (int line = 0; n < sizeof in - 200; line++) {
         /* every 7th content line starts with a dot, which the client doubles */
         char text[64];
-        int len = snprintf(text, sizeof text, "%s%d line of text\r\n", line % 7 ? "" : ".",
-                           line);
+        int len = snprintf(text, sizeof text, "%s%d line of text\r\n", line % 7 ? "" : ".", line);
         memcpy(want + w, text, (size_t)len);
         w += (size_t)len;
         if (text[0] == '.')
@@ -594,7 +594,11 @@ test_sink_spans_not_bytes(void **state)
     /* body.h: the input is scanned in bulk, one span per line, not byte by byte */
     static char in[2000];
     memset(in, 'q', 1000);
-    memcpy(in + 1000, "\r\n" "second line\r\n" ".\r\n", 18);
+    memcpy(in + 1000,
+           "\r\n"
+           "second line\r\n"
+           ".\r\n",
+           18);
     result r;
     decode_split(in, 1018, REJ, 2000, false, NULL, 0, &r);
     assert_true(r.done);

@@ -167,8 +167,8 @@ test_set_table(void **state)
         const char *want = rc == SMTPD_OK ? c->readback : before; /* a refused value
                                                                       changes nothing */
         if (strcmp(after, want) != 0) {
-            print_error("options_set(%s, \"%s\"): reads back [%s] want [%s]\n", c->name,
-                        c->value, after, want);
+            print_error("options_set(%s, \"%s\"): reads back [%s] want [%s]\n", c->name, c->value,
+                        after, want);
             failures++;
         }
     }
@@ -225,8 +225,8 @@ test_strerror(void **state)
 {
     (void)state;
     assert_string_equal(smtpd_strerror(SMTPD_OK), "success");
-    static const int codes[] = {SMTPD_EINVAL, SMTPD_ENOMEM, SMTPD_EADDR,  SMTPD_EBIND,
-                                SMTPD_ESTATE, SMTPD_ENOENT, SMTPD_ESYS, SMTPD_ERANGE};
+    static const int codes[] = {SMTPD_EINVAL, SMTPD_ENOMEM, SMTPD_EADDR, SMTPD_EBIND,
+                                SMTPD_ESTATE, SMTPD_ENOENT, SMTPD_ESYS,  SMTPD_ERANGE};
     for (size_t i = 0; i < ARRAY_LEN(codes); i++) {
         const char *s = smtpd_strerror(codes[i]);
         assert_non_null(s);
@@ -242,10 +242,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_get_defaults_by_name),
-        cmocka_unit_test(test_set_table),
-        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_defaults),  cmocka_unit_test(test_get_defaults_by_name),
+        cmocka_unit_test(test_set_table), cmocka_unit_test(test_copy),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,10 +32,22 @@ typedef struct path_case {
     size_t nparams;   /* when PARSE_OK */
 } path_case;
 
-#define FROM(in, st, addr, flags, np) {"FROM:", true, in, st, addr, flags, np}
-#define TO(in, st, addr, flags, np) {"TO:", false, in, st, addr, flags, np}
-#define BAD_FROM(in, st) {"FROM:", true, in, st, NULL, 0, 0}
-#define BAD_TO(in, st) {"TO:", false, in, st, NULL, 0, 0}
+#define FROM(in, st, addr, flags, np)                                                              \
+    {                                                                                              \
+        "FROM:", true, in, st, addr, flags, np                                                     \
+    }
+#define TO(in, st, addr, flags, np)                                                                \
+    {                                                                                              \
+        "TO:", false, in, st, addr, flags, np                                                      \
+    }
+#define BAD_FROM(in, st)                                                                           \
+    {                                                                                              \
+        "FROM:", true, in, st, NULL, 0, 0                                                          \
+    }
+#define BAD_TO(in, st)                                                                             \
+    {                                                                                              \
+        "TO:", false, in, st, NULL, 0, 0                                                           \
+    }
 
 static const char *
 status_name(parse_status st)
@@ -56,9 +68,8 @@ status_name(parse_status st)
 static unsigned
 path_flags(const parse_path *p)
 {
-    return (p->is_null ? F_NULL : 0u) | (p->is_8bit ? F_8BIT : 0u) |
-           (p->had_space ? F_SPACE : 0u) | (p->no_brackets ? F_NOBR : 0u) |
-           (p->had_route ? F_ROUTE : 0u);
+    return (p->is_null ? F_NULL : 0u) | (p->is_8bit ? F_8BIT : 0u) | (p->had_space ? F_SPACE : 0u) |
+           (p->no_brackets ? F_NOBR : 0u) | (p->had_route ? F_ROUTE : 0u);
 }
 
 static void
@@ -104,17 +115,15 @@ test_paths_basic(void **state)
         FROM("FROM:<a@example.com>", PARSE_OK, "a@example.com", 0, 0),
         FROM("from:<a@example.com>", PARSE_OK, "a@example.com", 0, 0),
         FROM("FrOm:<User.Name+tag@Example.COM>", PARSE_OK, "User.Name+tag@Example.COM", 0, 0),
-        FROM("FROM:<!#$%&'*+-/=?^_`{|}~@example.com>", PARSE_OK,
-             "!#$%&'*+-/=?^_`{|}~@example.com", 0, 0),
+        FROM("FROM:<!#$%&'*+-/=?^_`{|}~@example.com>", PARSE_OK, "!#$%&'*+-/=?^_`{|}~@example.com",
+             0, 0),
         FROM("FROM:<a@localhost>", PARSE_OK, "a@localhost", 0, 0),
         FROM("FROM:<a@b.c> ", PARSE_OK, "a@b.c", 0, 0), /* trailing space */
         /* null sender */
         FROM("FROM:<>", PARSE_OK, "", F_NULL, 0),
         FROM("FROM:<> BODY=8BITMIME", PARSE_OK, "", F_NULL, 1),
-        FROM("FROM: <>", PARSE_OK, "", F_NULL | F_SPACE, 0),
-        BAD_TO("TO:<>", PARSE_EADDR),
-        BAD_FROM("FROM:<>>", PARSE_EADDR),
-        BAD_FROM("FROM:<<>>", PARSE_EADDR),
+        FROM("FROM: <>", PARSE_OK, "", F_NULL | F_SPACE, 0), BAD_TO("TO:<>", PARSE_EADDR),
+        BAD_FROM("FROM:<>>", PARSE_EADDR), BAD_FROM("FROM:<<>>", PARSE_EADDR),
         /* spaces around the colon are tolerated and noted */
         FROM("FROM: <a@b.c>", PARSE_OK, "a@b.c", F_SPACE, 0),
         FROM("FROM :<a@b.c>", PARSE_OK, "a@b.c", F_SPACE, 0),
@@ -124,44 +133,27 @@ test_paths_basic(void **state)
         FROM("FROM:a@b.c", PARSE_OK, "a@b.c", F_NOBR, 0),
         FROM("FROM:a@b.c SIZE=10", PARSE_OK, "a@b.c", F_NOBR, 1),
         FROM("FROM: a@b.c", PARSE_OK, "a@b.c", F_NOBR | F_SPACE, 0),
-        BAD_FROM("FROM:<a@b.c", PARSE_EADDR),
-        BAD_FROM("FROM:a@b.c>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@b.c", PARSE_EADDR), BAD_FROM("FROM:a@b.c>", PARSE_EADDR),
         BAD_FROM("FROM:<a@b.c>x", PARSE_EADDR), /* junk right after '>' */
-        BAD_FROM("FROM:<a@b.c>>", PARSE_EADDR),
-        BAD_FROM("FROM:<<a@b.c>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@b.c>>", PARSE_EADDR), BAD_FROM("FROM:<<a@b.c>", PARSE_EADDR),
         /* not FROM:/TO: at all */
-        BAD_FROM("FROM:", PARSE_ESYNTAX),
-        BAD_FROM("FROM:   ", PARSE_ESYNTAX),
-        BAD_FROM("FROM", PARSE_ESYNTAX),
-        BAD_FROM("", PARSE_ESYNTAX),
-        BAD_FROM("FRO:<a@b.c>", PARSE_ESYNTAX),
-        BAD_FROM("FROM<a@b.c>", PARSE_ESYNTAX),
-        BAD_FROM("FROM=<a@b.c>", PARSE_ESYNTAX),
-        BAD_FROM("FROMX:<a@b.c>", PARSE_ESYNTAX),
-        BAD_FROM("TO:<a@b.c>", PARSE_ESYNTAX),
-        BAD_TO("FROM:<a@b.c>", PARSE_ESYNTAX),
+        BAD_FROM("FROM:", PARSE_ESYNTAX), BAD_FROM("FROM:   ", PARSE_ESYNTAX),
+        BAD_FROM("FROM", PARSE_ESYNTAX), BAD_FROM("", PARSE_ESYNTAX),
+        BAD_FROM("FRO:<a@b.c>", PARSE_ESYNTAX), BAD_FROM("FROM<a@b.c>", PARSE_ESYNTAX),
+        BAD_FROM("FROM=<a@b.c>", PARSE_ESYNTAX), BAD_FROM("FROMX:<a@b.c>", PARSE_ESYNTAX),
+        BAD_FROM("TO:<a@b.c>", PARSE_ESYNTAX), BAD_TO("FROM:<a@b.c>", PARSE_ESYNTAX),
         BAD_TO("T:<a@b.c>", PARSE_ESYNTAX),
         /* malformed mailboxes */
-        BAD_FROM("FROM:<a>", PARSE_EADDR),
-        BAD_FROM("FROM:<@b.c>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@@b.c>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a b@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a..b@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<.a@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a.@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a(b)@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a,b@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a\\b@c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@-b.c>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b-.c>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b..c>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@.b.c>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b.c.>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b_c.d>", PARSE_EADDR),
-        BAD_FROM("FROM:<a@b.c:25>", PARSE_EADDR),
+        BAD_FROM("FROM:<a>", PARSE_EADDR), BAD_FROM("FROM:<@b.c>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@>", PARSE_EADDR), BAD_FROM("FROM:<a@@b.c>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@b@c.d>", PARSE_EADDR), BAD_FROM("FROM:<a b@c.d>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@b c.d>", PARSE_EADDR), BAD_FROM("FROM:<a..b@c.d>", PARSE_EADDR),
+        BAD_FROM("FROM:<.a@c.d>", PARSE_EADDR), BAD_FROM("FROM:<a.@c.d>", PARSE_EADDR),
+        BAD_FROM("FROM:<a(b)@c.d>", PARSE_EADDR), BAD_FROM("FROM:<a,b@c.d>", PARSE_EADDR),
+        BAD_FROM("FROM:<a\\b@c.d>", PARSE_EADDR), BAD_FROM("FROM:<a@-b.c>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@b-.c>", PARSE_EADDR), BAD_FROM("FROM:<a@b..c>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@.b.c>", PARSE_EADDR), BAD_FROM("FROM:<a@b.c.>", PARSE_EADDR),
+        BAD_FROM("FROM:<a@b_c.d>", PARSE_EADDR), BAD_FROM("FROM:<a@b.c:25>", PARSE_EADDR),
         FROM("FROM:<a@b-c.d>", PARSE_OK, "a@b-c.d", 0, 0),
         FROM("FROM:<a@1.2.3.4>", PARSE_OK, "a@1.2.3.4", 0, 0), /* digits are a domain */
     };
@@ -200,7 +192,7 @@ test_paths_routes_and_quotes(void **state)
         BAD_FROM("FROM:<\"unterminated@example.com>", PARSE_EADDR),
         BAD_FROM("FROM:<\"a\"b@example.com>", PARSE_EADDR),
         BAD_FROM("FROM:<a\"b\"@example.com>", PARSE_EADDR),
-        BAD_FROM("FROM:<\"a\\\"@example.com>", PARSE_EADDR), /* the escape eats the quote */
+        BAD_FROM("FROM:<\"a\\\"@example.com>", PARSE_EADDR),  /* the escape eats the quote */
         BAD_FROM("FROM:<\"a\tb\"@example.com>", PARSE_EADDR), /* control in quotes */
         BAD_FROM("FROM:<\"a\x7f\"@example.com>", PARSE_EADDR),
         BAD_FROM("FROM:<\"a\\\x01\"@example.com>", PARSE_EADDR), /* escaped control */
@@ -224,8 +216,8 @@ test_paths_literals(void **state)
         FROM("FROM:<a@[IPv6:fe80::]>", PARSE_OK, "a@[IPv6:fe80::]", 0, 0),
         FROM("FROM:<a@[IPv6:1:2:3:4:5:6:7:8]>", PARSE_OK, "a@[IPv6:1:2:3:4:5:6:7:8]", 0, 0),
         FROM("FROM:<a@[IPv6:::ffff:192.0.2.1]>", PARSE_OK, "a@[IPv6:::ffff:192.0.2.1]", 0, 0),
-        FROM("FROM:<a@[IPv6:1:2:3:4:5:6:192.0.2.1]>", PARSE_OK,
-             "a@[IPv6:1:2:3:4:5:6:192.0.2.1]", 0, 0),
+        FROM("FROM:<a@[IPv6:1:2:3:4:5:6:192.0.2.1]>", PARSE_OK, "a@[IPv6:1:2:3:4:5:6:192.0.2.1]", 0,
+             0),
         FROM("FROM:<a@[x-tag:any.text!here]>", PARSE_OK, "a@[x-tag:any.text!here]", 0, 0),
         TO("TO:<b@[10.0.0.1]>", PARSE_OK, "b@[10.0.0.1]", 0, 0),
         BAD_FROM("FROM:<a@[192.0.2.256]>", PARSE_EADDR),
@@ -274,11 +266,11 @@ test_paths_utf8(void **state)
         FROM("FROM:<\"\xc3\xa9 x\"@example.com>", PARSE_OK, "\"\xc3\xa9 x\"@example.com", F_8BIT,
              0),
         TO("TO:<\xe2\x82\xac@example.com>", PARSE_OK, "\xe2\x82\xac@example.com", F_8BIT, 0),
-        BAD_FROM("FROM:<j\xc3rg@example.com>", PARSE_EADDR),         /* truncated */
-        BAD_FROM("FROM:<j\xc0\xafrg@example.com>", PARSE_EADDR),     /* overlong */
-        BAD_FROM("FROM:<x\xed\xa0\x80@example.com>", PARSE_EADDR),   /* surrogate */
-        BAD_FROM("FROM:<x@ex\xff.com>", PARSE_EADDR),                /* invalid in domain */
-        BAD_FROM("FROM:<x@ex\xf4\x90\x80\x80.com>", PARSE_EADDR),    /* > U+10FFFF */
+        BAD_FROM("FROM:<j\xc3rg@example.com>", PARSE_EADDR),       /* truncated */
+        BAD_FROM("FROM:<j\xc0\xafrg@example.com>", PARSE_EADDR),   /* overlong */
+        BAD_FROM("FROM:<x\xed\xa0\x80@example.com>", PARSE_EADDR), /* surrogate */
+        BAD_FROM("FROM:<x@ex\xff.com>", PARSE_EADDR),              /* invalid in domain */
+        BAD_FROM("FROM:<x@ex\xf4\x90\x80\x80.com>", PARSE_EADDR),  /* > U+10FFFF */
     };
     run_path_table(cases, ARRAY_LEN(cases));
 }
@@ -391,8 +383,7 @@ test_mail_from_bare_postmaster_refused(void **state)
     assert_int_equal(parse_path_arg("FROM:postmaster", "FROM:", true, &p), PARSE_EADDR);
     assert_int_equal(parse_path_arg("FROM:<@r.example:postmaster>", "FROM:", true, &p),
                      PARSE_EADDR);
-    assert_int_equal(parse_path_arg("FROM:<postmaster@mx.example>", "FROM:", true, &p),
-                     PARSE_OK);
+    assert_int_equal(parse_path_arg("FROM:<postmaster@mx.example>", "FROM:", true, &p), PARSE_OK);
 }
 
 /* RFC 5321 4.1.2: A-d-l = At-domain *( "," At-domain ): no empty hop after a comma.
@@ -471,8 +462,8 @@ test_params_table(void **state)
                                   p.params[k].key, p.params[k].value ? "=" : "",
                                   p.params[k].value ? p.params[k].value : "");
         if (strcmp(got, cases[i].keys) != 0) {
-            print_error("param case %zu [%s]: expected %s got %s\n", i, cases[i].in,
-                        cases[i].keys, got);
+            print_error("param case %zu [%s]: expected %s got %s\n", i, cases[i].in, cases[i].keys,
+                        got);
             failures++;
         }
     }
@@ -503,8 +494,7 @@ test_parse_reuses_struct_cleanly(void **state)
 {
     (void)state;
     parse_path p;
-    assert_int_equal(parse_path_arg("FROM: a@b.c SIZE=1 BODY=7BIT", "FROM:", true, &p),
-                     PARSE_OK);
+    assert_int_equal(parse_path_arg("FROM: a@b.c SIZE=1 BODY=7BIT", "FROM:", true, &p), PARSE_OK);
     assert_int_equal(p.nparams, 2);
     assert_true(p.had_space && p.no_brackets);
     /* a second parse into the same struct starts from scratch */
@@ -566,23 +556,23 @@ test_xtext_table(void **state)
         {"!~<>", 16, 4, "!~<>"},
         {"rfc822;a@b.c", 32, 12, "rfc822;a@b.c"},
         /* malformed */
-        {"+2b", 16, -1, NULL},  /* hex is upper case only (RFC 3461 4) */
+        {"+2b", 16, -1, NULL}, /* hex is upper case only (RFC 3461 4) */
         {"+c3", 16, -1, NULL},
-        {"+00", 16, -1, NULL},  /* no NUL */
+        {"+00", 16, -1, NULL}, /* no NUL */
         {"a+00b", 16, -1, NULL},
-        {"+0A", 16, -1, NULL},  /* no controls */
+        {"+0A", 16, -1, NULL}, /* no controls */
         {"+0D+0A", 16, -1, NULL},
         {"+1F", 16, -1, NULL},
         {"+7F", 16, -1, NULL},
-        {"+", 16, -1, NULL},    /* truncated */
+        {"+", 16, -1, NULL}, /* truncated */
         {"+4", 16, -1, NULL},
         {"ab+", 16, -1, NULL},
         {"ab+A", 16, -1, NULL},
         {"+GG", 16, -1, NULL},
         {"+G0", 16, -1, NULL},
         {"+0G", 16, -1, NULL},
-        {"a=b", 16, -1, NULL},  /* raw "=" */
-        {"a b", 16, -1, NULL},  /* raw space */
+        {"a=b", 16, -1, NULL}, /* raw "=" */
+        {"a b", 16, -1, NULL}, /* raw space */
         {"a\tb", 16, -1, NULL},
         {"a\x7f", 16, -1, NULL},
         {"\xc3\xa9", 16, -1, NULL}, /* raw 8-bit */
@@ -666,7 +656,9 @@ test_domain_or_literal(void **state)
         {"a", true},
         {"a-b.c-d.e", true},
         {"xn--bcher-kva.example", true},
-        {"b\xc3\xbc" "cher.example", true}, /* U-label (RFC 6531) */
+        {"b\xc3\xbc"
+         "cher.example",
+         true}, /* U-label (RFC 6531) */
         {"123.example", true},
         {"[192.0.2.1]", true},
         {"[IPv6:::1]", true},
@@ -720,8 +712,8 @@ static void
 test_general_literal_brackets(void **state)
 {
     (void)state;
-    static const char *const addrs[] = {"a@[x:>]", "a@[x:\"]", "a@[x:<>]", "a@[x:<]",
-                                        "a@[x:y]", "a@[x:a@b]"};
+    static const char *const addrs[] = {"a@[x:>]", "a@[x:\"]", "a@[x:<>]",
+                                        "a@[x:<]", "a@[x:y]",  "a@[x:a@b]"};
     for (size_t i = 0; i < ARRAY_LEN(addrs); i++) {
         char bare[64], bracketed[64];
         snprintf(bare, sizeof bare, "FROM:%s", addrs[i]);
@@ -730,8 +722,8 @@ test_general_literal_brackets(void **state)
         parse_status st_bare = parse_path_arg(bare, "FROM:", true, &p);
         parse_status st_br = parse_path_arg(bracketed, "FROM:", true, &p);
         if (st_bare != st_br)
-            fail_msg("%s: without brackets %s, with brackets %s", addrs[i],
-                     status_name(st_bare), status_name(st_br));
+            fail_msg("%s: without brackets %s, with brackets %s", addrs[i], status_name(st_bare),
+                     status_name(st_br));
     }
     parse_path p;
     assert_int_equal(parse_path_arg("FROM:<a@[x:>]>", "FROM:", true, &p), PARSE_EADDR);

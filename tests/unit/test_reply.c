@@ -43,7 +43,7 @@ test_single_line(void **state)
     expect_reply(599, NULL, "x", "599 x\r\n");
     expect_reply(200, NULL, "x", "200 x\r\n");
     expect_reply(250, NULL, "caf\xc3\xa9", "250 caf\xc3\xa9\r\n"); /* UTF-8 passes */
-    expect_reply(250, NULL, "a\tb", "250 a\tb\r\n");              /* HT is allowed text */
+    expect_reply(250, NULL, "a\tb", "250 a\tb\r\n");               /* HT is allowed text */
 }
 
 static void
@@ -104,7 +104,12 @@ test_control_characters_replaced(void **state)
 {
     (void)state;
     expect_reply(550, NULL, "a\rb", "550 a?b\r\n");
-    expect_reply(550, NULL, "a\x01" "b\x1f" "c\x7f" "d\x1b[31m", "550 a?b?c?d?[31m\r\n");
+    expect_reply(550, NULL,
+                 "a\x01"
+                 "b\x1f"
+                 "c\x7f"
+                 "d\x1b[31m",
+                 "550 a?b?c?d?[31m\r\n");
     expect_reply(550, "5.0.0", "evil\r\n250 ok", "550-5.0.0 evil?\r\n550 5.0.0 250 ok\r\n");
     expect_reply(550, NULL, "\r", "550 ?\r\n");
     /* a bare CR can never reach the output, whatever the text */
@@ -303,8 +308,8 @@ test_enhanced_validation(void **state)
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         bool got = reply_enhanced_is_valid(cases[i].s, cases[i].code);
         if (got != cases[i].ok)
-            fail_msg("reply_enhanced_is_valid(\"%s\", %d): expected %d", cases[i].s,
-                     cases[i].code, cases[i].ok);
+            fail_msg("reply_enhanced_is_valid(\"%s\", %d): expected %d", cases[i].s, cases[i].code,
+                     cases[i].ok);
     }
     assert_false(reply_enhanced_is_valid(NULL, 250));
 }

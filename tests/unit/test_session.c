@@ -72,8 +72,7 @@ test_ehlo_and_helo_replies(void **state)
     f->opts.max_message_size = 5000;
     fx_start(f);
     assert_string_equal(take(f), GREETING);
-    send_expect(f, "EHLO c.example\r\n",
-                "250-test.example\r\n250-SIZE 5000\r\n250 8BITMIME\r\n");
+    send_expect(f, "EHLO c.example\r\n", "250-test.example\r\n250-SIZE 5000\r\n250 8BITMIME\r\n");
     /* and with enhanced codes off no reply carries one */
     send_expect(f, "MAIL FROM:<a@b.example>\r\n", "250 Ok\r\n");
     send_expect(f, "NOOP\r\n", "250 Ok\r\n");
@@ -131,8 +130,9 @@ test_other_commands(void **state)
     send_expect(f, "VRFY\r\n", "501 5.5.4 Syntax: VRFY address\r\n");
     send_expect(f, "EXPN list\r\n", "502 5.5.1 EXPN command is not supported\r\n");
     /* RFC 2034: the enhanced code is on every line of a multi-line reply */
-    send_expect(f, "HELP\r\n", "214-2.0.0 Commands supported:\r\n"
-                               "214 2.0.0 HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n");
+    send_expect(f, "HELP\r\n",
+                "214-2.0.0 Commands supported:\r\n"
+                "214 2.0.0 HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n");
     send_expect(f, "BOGUS\r\n", "500 5.5.1 Error: command not recognized\r\n");
     send_expect(f, "MAILX FROM:<a@b.example>\r\n", "500 5.5.1 Error: command not recognized\r\n");
     send_expect(f, "\r\n", "500 5.5.1 Error: command not recognized\r\n");
@@ -157,8 +157,7 @@ test_mail_rcpt_syntax_replies(void **state)
     send_expect(f, "MAIL\r\n", "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
     send_expect(f, "MAIL TO:<a@b.example>\r\n", "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
     send_expect(f, "MAIL FROM:<a@@b>\r\n", "501 5.1.7 Bad sender address syntax\r\n");
-    send_expect(f, "MAIL FROM:<a@b.example> FOO=1\r\n",
-                "555 5.5.4 Unsupported option: FOO\r\n");
+    send_expect(f, "MAIL FROM:<a@b.example> FOO=1\r\n", "555 5.5.4 Unsupported option: FOO\r\n");
     send_expect(f, "MAIL FROM:<a@b.example> SIZE=1 SIZE=2\r\n",
                 "501 5.5.4 Bad parameter syntax\r\n");
     send_expect(f, "MAIL FROM:<a@b.example> SIZE=abc\r\n", "501 5.5.4 Bad parameter syntax\r\n");
@@ -291,10 +290,10 @@ test_delivery_and_trace_headers(void **state)
     send_expect(f, "RCPT TO:<y@example.com>\r\n", OK_RCPT);
     send_expect(f, "DATA\r\n", GO_AHEAD);
     send_expect(f, ".\r\n", "250 2.0.0 " ID1 " Message accepted for delivery\r\n");
-    static const char trace2[] = "Return-Path: <>\r\n"
-                                 "Received: from client.example ([192.0.2.9])\r\n"
-                                 "\tby test.example (libsmtpd) with ESMTP id " ID1 "; " NOW_DATE
-                                 "\r\n";
+    static const char trace2[] =
+        "Return-Path: <>\r\n"
+        "Received: from client.example ([192.0.2.9])\r\n"
+        "\tby test.example (libsmtpd) with ESMTP id " ID1 "; " NOW_DATE "\r\n";
     assert_int_equal(f->delivered, 2);
     assert_int_equal(f->msg.len, sizeof trace2 - 1);
     assert_int_equal(f->trace_size, sizeof trace2 - 1);
@@ -476,8 +475,8 @@ static void
 test_bare_lf_modes(void **state)
 {
     (void)state;
-    run_bare(SMTPD_BARE_LF_REJECT, "550 5.5.2 Message refused: bare <CR> or <LF> in data\r\n",
-             NULL, 0);
+    run_bare(SMTPD_BARE_LF_REJECT, "550 5.5.2 Message refused: bare <CR> or <LF> in data\r\n", NULL,
+             0);
     run_bare(SMTPD_BARE_LF_NORMALIZE, "250 2.0.0 " ID0 " Message accepted for delivery\r\n",
              HEADERS "\r\none\r\ntwo\r\nthree\r\n.\r\nfour\r\n",
              SMTPD_FINDING_BARE_LF | SMTPD_FINDING_BARE_CR);
@@ -494,9 +493,10 @@ test_message_size(void **state)
     f->opts.max_message_size = 1024;
     fx_start(f);
     take(f);
-    send_expect(f, "EHLO c.example\r\n", "250-test.example\r\n250-PIPELINING\r\n250-SIZE 1024\r\n"
-                                         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
-                                         "250 SMTPUTF8\r\n");
+    send_expect(f, "EHLO c.example\r\n",
+                "250-test.example\r\n250-PIPELINING\r\n250-SIZE 1024\r\n"
+                "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+                "250 SMTPUTF8\r\n");
     send_expect(f, "MAIL FROM:<a@example.com> SIZE=1025\r\n",
                 "552 5.3.4 Message size exceeds fixed limit\r\n");
     send_expect(f, "MAIL FROM:<a@example.com> SIZE=1024\r\n", OK_MAIL);
@@ -605,12 +605,14 @@ test_data_chunk_hook(void **state)
     send_expect(f, "MAIL FROM:<a@example.com>\r\n", OK_MAIL);
     send_expect(f, "RCPT TO:<b@example.com>\r\n", OK_RCPT);
     send_expect(f, "DATA\r\n", GO_AHEAD);
-    send_expect(f, "x\r\n.\r\n", "451 4.3.0 Requested action aborted: local error in processing\r\n");
+    send_expect(f, "x\r\n.\r\n",
+                "451 4.3.0 Requested action aborted: local error in processing\r\n");
     f->chunk.v = SMTPD_PENDING;
     send_expect(f, "MAIL FROM:<a@example.com>\r\n", OK_MAIL);
     send_expect(f, "RCPT TO:<b@example.com>\r\n", OK_RCPT);
     send_expect(f, "DATA\r\n", GO_AHEAD);
-    send_expect(f, "x\r\n.\r\n", "451 4.3.0 Requested action aborted: local error in processing\r\n");
+    send_expect(f, "x\r\n.\r\n",
+                "451 4.3.0 Requested action aborted: local error in processing\r\n");
     assert_false(session_is_blocked(f->s));
     send_expect(f, "NOOP\r\n", "250 2.0.0 Ok\r\n");
     assert_int_equal(f->delivered, 1);
@@ -624,8 +626,11 @@ on_log_cb(smtpd_session *s, smtpd_log_dir dir, const char *line, size_t len, voi
     fx *f = user;
     /* a transcript line never carries its CRLF */
     assert_null(memchr(line, '\n', len));
-    ev(f, "%c %.*s\n", dir == SMTPD_LOG_IN ? '<' : dir == SMTPD_LOG_OUT ? '>' : '*', (int)len,
-       line);
+    ev(f, "%c %.*s\n",
+       dir == SMTPD_LOG_IN    ? '<'
+       : dir == SMTPD_LOG_OUT ? '>'
+                              : '*',
+       (int)len, line);
 }
 
 static void
@@ -687,7 +692,6 @@ test_trace_literals_and_ipv6(void **state)
     assert_int_equal(f->findings, 0);
     fx_free(f);
 }
-
 
 int
 main(void)

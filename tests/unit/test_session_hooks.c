@@ -20,8 +20,7 @@ static const char pipelined_session[] =
     "RCPT TO:<b@example.com>\r\n"
     "RCPT TO:<bad@example.com>\r\n"
     "RCPT TO:<c@example.com>\r\n"
-    "DATA\r\n"
-    HEADERS "Subject: pipelined\r\n\r\n..one\r\ntwo\r\n.\r\n"
+    "DATA\r\n" HEADERS "Subject: pipelined\r\n\r\n..one\r\ntwo\r\n.\r\n"
     "MAIL FROM:<d@example.com>\r\n"
     "RSET\r\n"
     "NOOP\r\n"
@@ -29,8 +28,7 @@ static const char pipelined_session[] =
     "QUIT\r\n"
     "NOOP\r\n";
 
-static const char pipelined_replies[] =
-    GREETING EHLO_REPLY OK_MAIL OK_RCPT
+static const char pipelined_replies[] = GREETING EHLO_REPLY OK_MAIL OK_RCPT
     "553 5.7.1 Requested action not taken: mailbox name not allowed\r\n" OK_RCPT GO_AHEAD
     "250 2.0.0 " ID0 " Message accepted for delivery\r\n" OK_MAIL "250 2.0.0 Ok\r\n"
     "250 2.0.0 Ok\r\n500 5.5.1 Error: command not recognized\r\n" BYE;
@@ -413,9 +411,9 @@ test_pending_rcpt(void **state)
     size_t second = strlen("RCPT TO:<c@example.com>\r\n");
     assert_int_equal(session_feed(f->s, group + first, sizeof group - 1 - first, NOW), second);
     assert_int_equal(f->tickets, 2);
-    assert_int_equal(session_complete(f->s, f->ticket.seq, SMTPD_REJECT, 550, "5.1.1",
-                                      "No such user", NOW),
-                     SMTPD_OK);
+    assert_int_equal(
+        session_complete(f->s, f->ticket.seq, SMTPD_REJECT, 550, "5.1.1", "No such user", NOW),
+        SMTPD_OK);
     assert_string_equal(take(f), "550 5.1.1 No such user\r\n");
     assert_int_equal(smtpd_session_rcpt_count(f->s), 1);
     assert_string_equal(smtpd_session_rcpt(f->s, 0), "b@example.com");
@@ -443,8 +441,12 @@ test_pending_every_hook(void **state)
     size_t pos = 0, len = sizeof all - 1;
     assert_int_equal(session_feed(f->s, all, len, NOW), 0);
     assert_int_equal(smtpd_session_findings(f->s), SMTPD_FINDING_EARLY_TALKER);
-    const char *want[] = {GREETING, EHLO_REPLY, OK_MAIL, OK_RCPT GO_AHEAD,
-                          "250 2.0.0 " ID0 " Message accepted for delivery\r\n", BYE};
+    const char *want[] = {GREETING,
+                          EHLO_REPLY,
+                          OK_MAIL,
+                          OK_RCPT GO_AHEAD,
+                          "250 2.0.0 " ID0 " Message accepted for delivery\r\n",
+                          BYE};
     size_t steps = 0;
     for (;;) {
         if (session_is_blocked(f->s)) {
@@ -518,9 +520,10 @@ test_recipient_limit(void **state)
     take(f);
     send_expect(f, "EHLO c.example\r\n", EHLO_REPLY);
     send_expect(f, "MAIL FROM:<a@example.com>\r\n", OK_MAIL);
-    send_expect(f, "RCPT TO:<r1@example.com>\r\nRCPT TO:<r2@example.com>\r\n"
-                   "RCPT TO:<r3@example.com>\r\nRCPT TO:<r4@example.com>\r\n"
-                   "RCPT TO:<postmaster>\r\n",
+    send_expect(f,
+                "RCPT TO:<r1@example.com>\r\nRCPT TO:<r2@example.com>\r\n"
+                "RCPT TO:<r3@example.com>\r\nRCPT TO:<r4@example.com>\r\n"
+                "RCPT TO:<postmaster>\r\n",
                 OK_RCPT OK_RCPT OK_RCPT "452 4.5.3 Error: too many recipients\r\n"
                                         "452 4.5.3 Error: too many recipients\r\n");
     assert_int_equal(smtpd_session_rcpt_count(f->s), 3);
@@ -627,8 +630,7 @@ test_timeout_shutdown_eof(void **state)
     send_expect(f, "DATA\r\nhalf a mess", GO_AHEAD);
     session_eof(f->s);
     assert_true(session_is_closing(f->s));
-    assert_int_equal(smtpd_session_findings(f->s) & SMTPD_FINDING_NO_QUIT,
-                     SMTPD_FINDING_NO_QUIT);
+    assert_int_equal(smtpd_session_findings(f->s) & SMTPD_FINDING_NO_QUIT, SMTPD_FINDING_NO_QUIT);
     assert_string_equal(take(f), "");
     assert_int_equal(f->delivered, 0);
     buf_clear(&f->events);

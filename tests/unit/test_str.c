@@ -200,8 +200,8 @@ test_parse_u64_table(void **state)
         {"18446744073709551619", false, 0},
         {"18446744073709551620", false, 0},
         {"19999999999999999999", false, 0},
-        {"99999999999999999999", false, 0}, /* 20 nines */
-        {"00000000000000000001", true, 1},  /* 20 digits with zeros */
+        {"99999999999999999999", false, 0},  /* 20 nines */
+        {"00000000000000000001", true, 1},   /* 20 digits with zeros */
         {"000000000000000000001", false, 0}, /* 21 digits: over the length limit */
         {"184467440737095516150", false, 0},
         {"", false, 0},
@@ -239,11 +239,11 @@ test_parse_bool(void **state)
         bool ok;
         int v;
     } cases[] = {
-        {"1", true, 1},     {"0", true, 0},       {"yes", true, 1},   {"no", true, 0},
-        {"true", true, 1},  {"false", true, 0},   {"on", true, 1},    {"off", true, 0},
-        {"YES", true, 1},   {"False", true, 0},   {"ON", true, 1},    {"oFf", true, 0},
-        {"", false, 0},     {"2", false, 0},      {"y", false, 0},    {"n", false, 0},
-        {"yes ", false, 0}, {" no", false, 0},    {"truex", false, 0}, {"10", false, 0},
+        {"1", true, 1},       {"0", true, 0},     {"yes", true, 1},    {"no", true, 0},
+        {"true", true, 1},    {"false", true, 0}, {"on", true, 1},     {"off", true, 0},
+        {"YES", true, 1},     {"False", true, 0}, {"ON", true, 1},     {"oFf", true, 0},
+        {"", false, 0},       {"2", false, 0},    {"y", false, 0},     {"n", false, 0},
+        {"yes ", false, 0},   {" no", false, 0},  {"truex", false, 0}, {"10", false, 0},
         {"enable", false, 0}, {"-1", false, 0},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {

@@ -457,7 +457,6 @@ token_is_ok(const char *s)
     return true;
 }
 
-
 static int
 apply_check(loader *L, const opt *o, const char *v, const char *where)
 {

@@ -89,11 +89,11 @@ typedef struct config {
     char *config_file; /* --config FILE */
 
     /* subcommand arguments */
-    bool json;          /* list --json, show --json */
-    bool all;           /* delete --all */
-    char *arg;          /* the ID (show/raw/delete) or QUERY (list) */
-    char *wait_to;      /* wait --to */
-    char *wait_subject; /* wait --subject */
+    bool json;               /* list --json, show --json */
+    bool all;                /* delete --all */
+    char *arg;               /* the ID (show/raw/delete) or QUERY (list) */
+    char *wait_to;           /* wait --to */
+    char *wait_subject;      /* wait --subject */
     unsigned wait_count;     /* wait --count; 1 */
     unsigned wait_timeout_s; /* wait --timeout; 30 */
 } config;

@@ -19,15 +19,15 @@ typedef struct store store;
 
 /* A message as the ingest thread writes it. All pointers borrowed for the call. */
 typedef struct store_msg {
-    const char *id;              /* libsmtpd's id, also in the 250 reply */
-    int64_t received_ms;         /* Unix time in ms */
-    const char *sender;          /* "" for the null sender */
+    const char *id;      /* libsmtpd's id, also in the 250 reply */
+    int64_t received_ms; /* Unix time in ms */
+    const char *sender;  /* "" for the null sender */
     const char *const *rcpts;
     size_t rcpt_count;
     const char *client_addr;
-    const char *helo;            /* may be NULL */
-    unsigned findings;           /* smtpd_finding bits */
-    const char *raw;             /* trace headers + message, as libsmtpd handed it */
+    const char *helo;  /* may be NULL */
+    unsigned findings; /* smtpd_finding bits */
+    const char *raw;   /* trace headers + message, as libsmtpd handed it */
     size_t raw_len;
     size_t trace_size;           /* octets of raw that are our trace headers */
     const mime_summary *summary; /* parsed with GMime (mime.h) */
@@ -41,20 +41,20 @@ typedef struct store_msg {
    columns come back as "". summary.text is filled by store_get only ("" in list rows).
    Recipients are stored as a JSON array and returned joined. */
 typedef struct store_row {
-    int64_t seq;          /* insertion order */
+    int64_t seq; /* insertion order */
     char *id;
     int64_t received_ms;
     char *sender;
-    char *rcpts;          /* recipients joined with ", " */
+    char *rcpts; /* recipients joined with ", " */
     char *client_addr;
     char *helo;
     unsigned findings;
-    size_t size;          /* octets of the raw message */
+    size_t size; /* octets of the raw message */
     bool read;
     char *tls_version; /* "" without TLS */
     char *tls_cipher;
     char *tls_peer;
-    char *auth_user;   /* "" without AUTH */
+    char *auth_user; /* "" without AUTH */
     mime_summary summary;
 } store_row;
 
