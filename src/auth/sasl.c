@@ -16,9 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* RFC 4954 4: the longest line an exchange may send */
-#define SASL_MAX_LINE 12288
-
 static const char *const sasl_all_mechs[] = {"PLAIN", "LOGIN", "CRAM-MD5"};
 
 static void

@@ -31,7 +31,9 @@ typedef struct conn {
     bool closing;            /* the session is over; free once the output is written */
     bool handshaking;        /* a TLS handshake runs: no reading, no greeting yet */
     bool greeted;            /* session_start (or the refusal) happened */
+    bool eof;                /* the client half-closed: answer what it sent, then close */
     struct event *reaper;    /* closing under TLS: waits for the socket's output to drain */
+    unsigned reaper_ticks;   /* bounded by CONN_LINGER_MS */
 } conn;
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -92,7 +94,12 @@ conn_try_close(conn *c)
         return false;
     }
     if (bufferevent_get_underlying(c->bev)) {
-        /* the filter's write callback only tells when the filter drained: look again */
+        /* the filter's write callback only tells when the filter drained: look again,
+           for at most the linger time (a peer that reads nothing must not keep us) */
+        if (++c->reaper_ticks > CONN_LINGER_MS / 10) {
+            conn_free(c);
+            return false;
+        }
         if (!c->reaper)
             c->reaper = evtimer_new(c->srv->base, conn_reaper_cb, c);
         struct timeval tv = {0, 10000};
@@ -120,7 +127,6 @@ conn_flush(conn *c)
     }
     if (c->handshaking)
         return true;
-    struct evbuffer *output = bufferevent_get_output(c->bev);
     if (session_is_closing(c->sess)) {
         if (!c->closing) {
             c->closing = true;
@@ -129,8 +135,9 @@ conn_flush(conn *c)
         }
         return conn_try_close(c);
     }
-    /* a client that does not read its replies is not read either */
-    if (evbuffer_get_length(output) > c->srv->opts.max_pending_input)
+    /* a client that does not read its replies is not read either (under TLS the
+       replies wait in the socket's buffer, so count both) */
+    if (conn_unsent(c) > c->srv->opts.max_pending_input)
         bufferevent_disable(c->bev, EV_READ);
     else
         bufferevent_enable(c->bev, EV_READ);
@@ -162,6 +169,10 @@ conn_process(conn *c)
         if (used == 0)
             break;
     }
+    /* after a half-close, the session ends once everything it was sent is answered
+       (a pending hook may still answer first) */
+    if (c->eof && !session_is_blocked(c->sess) && !session_is_closing(c->sess))
+        session_eof(c->sess);
     conn_flush(c);
 }
 
@@ -206,7 +217,9 @@ conn_tls_connected(conn *c)
     tls_get_facts(c->bev, &f);
     session_tls_done(c->sess, f.version, f.cipher, f.peer);
     free(f.peer);
-    if (!c->greeted)
+    /* implicit TLS: greet unless on_tls refused the session or has not answered yet
+       (then conn_complete greets) */
+    if (!c->greeted && !session_is_closing(c->sess) && !session_is_blocked(c->sess))
         conn_greet(c);
     conn_process(c);
 }
@@ -244,8 +257,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_EOF) {
         /* a half-close: the client may still read the replies to what it sent */
-        session_eof(c->sess);
-        conn_flush(c);
+        c->eof = true;
+        conn_process(c);
     }
 }
 
@@ -310,6 +323,9 @@ conn_complete(conn *c, const completion *done)
                          done->enhanced[0] ? done->enhanced : NULL, done->text,
                          time(NULL)) == SMTPD_ENOENT)
         return;
+    if (!c->greeted && !c->handshaking && !session_is_closing(c->sess) &&
+        !session_is_blocked(c->sess))
+        conn_greet(c); /* implicit TLS: on_tls answered later */
     conn_process(c);
 }
 

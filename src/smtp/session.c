@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* RFC 4954 4: an AUTH command or response line may be 12288 octets */
+#define SESSION_MAX_AUTH_LINE 12288
+
 /* Output is bounded by how much input we accept per feed, but a hard cap keeps a client
    that never reads its replies from growing memory (the I/O layer also stops reading). */
 #define SESSION_OUT_CAP (4u << 20)
@@ -42,8 +45,11 @@ session_new(session_env *env, uint64_t id, const char *client_addr, int client_p
     s->id = id;
     snprintf(s->client_addr, sizeof s->client_addr, "%s", client_addr ? client_addr : "");
     s->client_port = client_port;
-    /* room for the extension parameters RFC 1870 and RFC 6531 add to MAIL and RCPT */
-    buf_init(&s->line, env->opts->max_command_line + 64);
+    /* the largest line any command may send: AUTH (RFC 4954 4: 12288 octets); each
+       command's own limit is checked when its line is complete */
+    buf_init(&s->line, SESSION_MAX_AUTH_LINE > env->opts->max_command_line + 64
+                           ? SESSION_MAX_AUTH_LINE
+                           : env->opts->max_command_line + 64);
     buf_init(&s->msg, 0);
     buf_init(&s->out, SESSION_OUT_CAP);
     s->state = SESSION_CONNECTING;
@@ -349,8 +355,14 @@ session_line_done(smtpd_session *s)
         buf_clear(&s->line);
         return;
     }
-    bool ext = len >= 4 && (str_ieqn(line, "MAIL", 4) || str_ieqn(line, "RCPT", 4));
-    if (!overflow && !ext && len + 2 > s->env->opts->max_command_line)
+    /* RFC 5321 4.5.3.1.4: 512 octets; MAIL and RCPT get room for the parameters of
+       RFC 1870 and RFC 6531; AUTH the 12288 of RFC 4954 4 */
+    size_t limit = s->env->opts->max_command_line;
+    if (len >= 4 && (str_ieqn(line, "MAIL", 4) || str_ieqn(line, "RCPT", 4)))
+        limit += 64;
+    else if (len >= 5 && str_ieqn(line, "AUTH ", 5))
+        limit = SESSION_MAX_AUTH_LINE;
+    if (len + 2 > limit)
         overflow = true;
     if (overflow) {
         session_log(s, SMTPD_LOG_IN, line, len);

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 
 from mslib import (Db, HOSTNAME, TIMEOUT, accepted_id, clean_env, cli, field,
@@ -180,3 +181,28 @@ def test_db_path_with_spaces_and_unicode(start, tmp_path):
     assert r.returncode == 0, show(r)
     with Db(db) as d:
         assert r.stdout == d.raw(rid)
+
+
+def test_half_close_still_gets_the_250_after_commit(start):
+    """A client that sends a whole transaction and QUIT, then half-closes (like
+    `nc -N`), still reads its 250 (given only after COMMIT) and the 221: the message is
+    stored once and the client has no reason to send it again."""
+    ms = start()
+    sock = socket.create_connection((ms.addr, ms.port), timeout=TIMEOUT)
+    sock.sendall(b"EHLO half.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+                 b"DATA\r\nSubject: half-close\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    sock.shutdown(socket.SHUT_WR)
+    got = b""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    sock.close()
+    lines = got.decode().split("\r\n")
+    accepted = [ln for ln in lines if ln.startswith("250 2.0.0 ")]
+    assert len(accepted) == 1, got
+    assert lines[-2].startswith("221 "), got
+    with Db(ms.db) as db:
+        assert db.ids() == [accepted_id(accepted[0][4:])]
