@@ -43,6 +43,9 @@ extern char **environ;
 /* How often a running child is checked for exit while its stdout stays open (a
    grandchild may hold stdout after the child itself has exited). */
 #define EXEC_POLL_MS 100
+/* Jobs (and their stdin octets) that may wait for a worker. */
+#define EXEC_QUEUE_MAX 1024
+#define EXEC_QUEUE_MAX_BYTES ((size_t)256 << 20)
 #define EXEC_IDLE_MS 5
 /* Reads per wakeup, so a child that writes without pause cannot keep us past the
    deadline check. */
@@ -62,6 +65,8 @@ struct exec_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     exec_job *head, *tail;
+    size_t queued;       /* jobs waiting for a worker */
+    size_t queued_bytes; /* their stdin octets */
     bool stopping;
     unsigned timeout_s;
     char **env; /* environ as it was at exec_pool_new */
@@ -471,6 +476,8 @@ exec_worker(void *arg)
             p->head = job->next;
             if (!p->head)
                 p->tail = NULL;
+            p->queued--;
+            p->queued_bytes -= job->in_len;
         }
         pthread_mutex_unlock(&p->mu);
         if (!job)
@@ -574,13 +581,18 @@ exec_pool_run(exec_pool *p, char *const argv[], char *const extra_env[], const c
         return -1;
     }
     pthread_mutex_lock(&p->mu);
-    bool refused = p->stopping;
+    /* clients that hand over mail faster than the programs take it must not grow our
+       memory: past the bounds the hook answers 451 and the client retries later */
+    bool refused = p->stopping || p->queued >= EXEC_QUEUE_MAX ||
+                   p->queued_bytes + job->in_len > EXEC_QUEUE_MAX_BYTES;
     if (!refused) {
         if (p->tail)
             p->tail->next = job;
         else
             p->head = job;
         p->tail = job;
+        p->queued++;
+        p->queued_bytes += job->in_len;
         pthread_cond_signal(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);

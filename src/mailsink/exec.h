@@ -33,10 +33,12 @@ exec_pool *exec_pool_new(unsigned workers, unsigned timeout_s);
 void exec_pool_free(exec_pool *p);
 
 /*
- * Queue a job: argv (NULL-terminated; argv[0] searched in PATH), extra_env
+ * Queue a job (at most 1024 jobs or 256 MiB of stdin wait at once; past that -1, and
+ * the caller answers 451): argv (NULL-terminated; argv[0] searched in PATH), extra_env
  * (NULL-terminated "NAME=value" strings added to the inherited environment; may be
  * NULL), stdin_data/stdin_len (may be NULL/0: stdin is /dev/null). Everything is
- * copied. Returns 0, or -1 when out of memory (done is then not called).
+ * copied. Returns 0, or -1 when out of memory or the queue is full (done is then not
+ * called).
  */
 int exec_pool_run(exec_pool *p, char *const argv[], char *const extra_env[], const char *stdin_data,
                   size_t stdin_len, exec_done_cb done, void *ctx);
