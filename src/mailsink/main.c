@@ -219,7 +219,7 @@ main_app_cleanup(app *a, smtpd_server *srv)
 }
 
 static void
-main_announce(const config *c, smtpd_server *srv, const main_tls *t)
+main_announce(const config *c, const app *a, smtpd_server *srv, const main_tls *t)
 {
     size_t index = 0;
     const config_strings *lists[] = {&c->smtp, &c->smtps};
@@ -236,19 +236,24 @@ main_announce(const config *c, smtpd_server *srv, const main_tls *t)
     }
     if (t->cert)
         log_msg(LOG_INFO, "TLS certificate %s, SHA-256 fingerprint %s", t->cert, t->fingerprint);
+    if (a->auth)
+        log_msg(LOG_INFO, "AUTH: %zu user(s) from %s", auth_file_count(a->auth), c->auth_file);
+    else if (c->auth_accept_any)
+        log_msg(LOG_INFO, "AUTH: any user and password accepted (and recorded)");
     log_msg(LOG_INFO, "database %s", c->db_path);
 }
 
 /* Everything checked and opened; serve until a signal. */
 static int
-main_serve_until_signal(const config *c, smtpd_server *srv, const main_tls *t, const sigset_t *sigs)
+main_serve_until_signal(const config *c, const app *a, smtpd_server *srv, const main_tls *t,
+                        const sigset_t *sigs)
 {
     if (smtpd_server_start(srv) != SMTPD_OK) {
         /* nothing was served: a certificate that does not load is bad configuration */
         log_msg(LOG_ERROR, "%s", smtpd_server_errmsg(srv));
         return 2;
     }
-    main_announce(c, srv, t);
+    main_announce(c, a, srv, t);
     int sig = 0;
     sigwait(sigs, &sig);
     log_msg(LOG_INFO, "%s: stopping (grace %u s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -299,7 +304,7 @@ main_serve(const config *c)
         snprintf(err, sizeof err, "cannot start the store writer");
         goto out;
     }
-    status = main_serve_until_signal(c, srv, &tls, &sigs);
+    status = main_serve_until_signal(c, &a, srv, &tls, &sigs);
 out:
     if (status == 2 && err[0])
         log_msg(LOG_ERROR, "%s", err);
