@@ -12,7 +12,14 @@ packages=(
     clang libclang-rt-14-dev                 # libFuzzer targets and sanitizers
     python3-pytest swaks curl                # end-to-end and protocol-case tests
     libnet-ssleay-perl openssl               # swaks --tls, test certificates
+    tzdata                                   # search before:/after: with ?tz= (zoneinfo)
+    chromium                                 # browser tests (driven by playwright-core)
 )
+# Node.js and npm only run the compatibility and browser tests (npm packages installed by
+# those tests into the build tree). A machine with a Node.js of its own keeps it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

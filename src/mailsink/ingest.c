@@ -25,6 +25,8 @@ struct ingest {
     ingest_item *head, *tail;
     size_t queued_bytes;
     bool stopping;
+    ingest_stored_fn on_stored;
+    void *stored_ctx;
 };
 
 static char *
@@ -74,11 +76,56 @@ fail:
     return NULL;
 }
 
+ingest_item *
+ingest_item_new_local(const char *id, const char *sender, const char *const *rcpts,
+                      size_t rcpt_count, const char *raw, size_t raw_len, const char *client_addr,
+                      const char *const *tags, size_t tag_count, ingest_done_fn on_done,
+                      void *done_ctx)
+{
+    ingest_item *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    it->received_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    it->on_done = on_done;
+    it->done_ctx = done_ctx;
+    it->raw_len = raw_len;
+    it->id = ingest_dup(id);
+    it->sender = ingest_dup(sender);
+    it->client_addr = ingest_dup(client_addr);
+    it->helo = ingest_dup("");
+    it->raw = malloc(raw_len ? raw_len : 1);
+    it->rcpts = calloc(rcpt_count ? rcpt_count : 1, sizeof *it->rcpts);
+    it->tags = calloc(tag_count ? tag_count : 1, sizeof *it->tags);
+    if (!it->id || !it->sender || !it->client_addr || !it->helo || !it->raw || !it->rcpts ||
+        !it->tags)
+        goto fail;
+    memcpy(it->raw, raw, raw_len);
+    for (size_t i = 0; i < rcpt_count; i++) {
+        if (!(it->rcpts[i] = strdup(rcpts[i])))
+            goto fail;
+        it->rcpt_count++;
+    }
+    for (size_t i = 0; i < tag_count; i++) {
+        if (!(it->tags[i] = strdup(tags[i])))
+            goto fail;
+        it->tag_count++;
+    }
+    return it;
+fail:
+    ingest_item_free(it);
+    return NULL;
+}
+
 void
 ingest_item_free(ingest_item *it)
 {
     if (!it)
         return;
+    for (size_t i = 0; i < it->tag_count; i++)
+        free(it->tags[i]);
+    free(it->tags);
     for (size_t i = 0; i < it->rcpt_count; i++)
         free(it->rcpts[i]);
     free(it->rcpts);
@@ -144,6 +191,33 @@ ingest_take_batch(ingest *in, size_t *count)
     return n ? batch : NULL;
 }
 
+void
+ingest_on_stored(ingest *in, ingest_stored_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&in->lock);
+    in->on_stored = fn;
+    in->stored_ctx = ctx;
+    pthread_mutex_unlock(&in->lock);
+}
+
+/* Tell the listener (the HTTP server's live events) which ids were just committed. */
+static void
+ingest_notify_stored(ingest *in, ingest_item *batch, size_t n)
+{
+    pthread_mutex_lock(&in->lock);
+    ingest_stored_fn fn = in->on_stored;
+    void *ctx = in->stored_ctx;
+    pthread_mutex_unlock(&in->lock);
+    const char **ids = fn ? malloc(n * sizeof *ids) : NULL;
+    if (!ids)
+        return;
+    size_t i = 0;
+    for (ingest_item *it = batch; it && i < n; it = it->next)
+        ids[i++] = it->id;
+    fn(ctx, ids, i);
+    free(ids);
+}
+
 /* Write one batch; then release every item's pending answer by the outcome. */
 static void
 ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
@@ -172,7 +246,9 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
                                   .tls_version = it->tls_version,
                                   .tls_cipher = it->tls_cipher,
                                   .tls_peer = it->tls_peer,
-                                  .auth_user = it->auth_user};
+                                  .auth_user = it->auth_user,
+                                  .tags = (const char *const *)it->tags,
+                                  .tag_count = it->tag_count};
         }
         rc = store_put_batch(in->st, msgs, n, err, sizeof err);
     }
@@ -183,6 +259,11 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
             export_write(in->ex, it->id, it->sender, it->received_ms, it->raw, it->raw_len, err,
                          sizeof err) != 0)
             log_msg(LOG_ERROR, "export of %s: %s", it->id, err);
+        if (!it->srv) { /* not from SMTP: its owner answers */
+            if (it->on_done)
+                it->on_done(it->done_ctx, it->id, rc);
+            continue;
+        }
         /* RFC 5321 4.1.1.4, 6.1: the 250 leaves only now that the message is committed */
         if (rc == 0)
             smtpd_server_complete(it->srv, it->ticket, SMTPD_ACCEPT, 0, NULL, NULL);
@@ -193,6 +274,8 @@ ingest_write_batch(ingest *in, ingest_item *batch, size_t n)
             smtpd_server_complete(it->srv, it->ticket, SMTPD_TEMPFAIL, 451, "4.3.0",
                                   "Error: cannot store the message now, try again later");
     }
+    if (rc == 0)
+        ingest_notify_stored(in, batch, n);
     for (size_t i = 0; sums && i < n; i++)
         mime_summary_cleanup(&sums[i]);
     free(sums);

@@ -10,6 +10,7 @@
 #define MAILSINK_STORE_H
 
 #include "mailsink/mime.h"
+#include "mailsink/search.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,8 @@ typedef struct store_msg {
     const char *tls_cipher;      /* or NULL */
     const char *tls_peer;        /* client certificate subject, or NULL */
     const char *auth_user;       /* the AUTH user, or NULL */
+    const char *const *tags;     /* tags to start with (POST /api/v1/send), or NULL */
+    size_t tag_count;
 } store_msg;
 
 /* A stored message's summary, for list and show. Strings owned by the row; NULL
@@ -55,6 +58,8 @@ typedef struct store_row {
     char *tls_cipher;
     char *tls_peer;
     char *auth_user; /* "" without AUTH */
+    char *tags;      /* tag names joined by "\n", sorted case-insensitively; "" = none */
+    char *rcpts_json; /* the envelope recipients as a JSON array of strings */
     mime_summary summary;
 } store_row;
 
@@ -68,6 +73,12 @@ typedef enum store_mode { STORE_WRITER, STORE_READER } store_mode;
  */
 store *store_open(const char *path, store_mode mode, char *err, size_t errsize);
 void store_close(store *st);
+
+/* The path another handle (a STORE_READER, e.g. the HTTP server's) opens to see this
+   database. For ":memory:" the writer keeps its messages in a temporary file (under
+   $TMPDIR, else /tmp; deleted by store_close), so that readers work the same way; this
+   returns that file's path. */
+const char *store_path(const store *st);
 
 #define STORE_EFULL (-2) /* the database or the disk is full */
 
@@ -102,5 +113,57 @@ long store_count_matching(store *st, const char *to, const char *subject);
 
 /* Number of stored messages, or -1. */
 long store_count(store *st);
+
+/* ---- for the HTTP API (any handle; search.h's query, NULL or count 0 = every message) ----
+   Rows come newest first (by seq). Every function here is bounded by the rows it touches
+   and uses indexes or counters kept by triggers, so that counting and paging stay fast at
+   a million messages. */
+
+/* The mailbox: all messages and unread ones. 0, or -1. */
+typedef struct store_counts {
+    long total;
+    long unread;
+} store_counts;
+int store_mailbox_counts(store *st, store_counts *out);
+
+/* Rows matching q, skipping the first `start`, at most limit (0 = all); cb as in
+   store_list (summary.text is ""). Returns rows passed to cb, or -1. */
+long store_search(store *st, const search_query *q, size_t start, size_t limit,
+                  bool (*cb)(const store_row *row, void *ctx), void *ctx);
+
+/* How many match q, and how many of those are unread. 0, or -1. */
+int store_search_counts(store *st, const search_query *q, store_counts *out);
+
+/* The newest message matching q (the API's "latest?query="): its id, malloc'd, or NULL
+   when none matches (or on error). */
+char *store_latest_id(store *st, const search_query *q);
+
+/* Mark read/unread: the listed ids (n > 0), else the messages matching q (NULL = all).
+   Returns the number of rows changed, or -1. Unknown ids are skipped. */
+long store_set_read(store *st, const char *const *ids, size_t n, const search_query *q, bool read);
+
+/* Delete the listed ids (n > 0), else the messages matching q (NULL = all). The ids
+   actually deleted are passed to cb (may be NULL) for the live "delete" event. Returns
+   the number deleted, or -1. */
+long store_delete_matching(store *st, const char *const *ids, size_t n, const search_query *q,
+                           void (*cb)(const char *id, void *ctx), void *ctx);
+
+/* Replace the tags of the listed messages with tags (ntags 0 = remove all). Tag names
+   are trimmed; empty ones dropped; duplicates (case-insensitive) kept once. Returns the
+   number of messages changed, or -1. */
+long store_set_tags(store *st, const char *const *ids, size_t n, const char *const *tags,
+                    size_t ntags);
+
+/* Every tag in use with its message count, sorted case-insensitively; cb returns false
+   to stop. Returns the number of tags, or -1. */
+long store_tags(store *st, bool (*cb)(const char *tag, long count, void *ctx), void *ctx);
+
+/* The database file's size in bytes (0 for :memory:), or -1. */
+int64_t store_file_size(store *st);
+
+/* Monotonic change counter: grows whenever any connection commits a change to the
+   messages (SQLite's PRAGMA data_version for other connections plus this handle's own
+   writes). Lets a reader tell cheaply whether to look again. -1 on error. */
+int64_t store_change_counter(store *st);
 
 #endif
