@@ -34,6 +34,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(_HERE))
 
 _LISTENING = re.compile(r"listening on (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)")
+# "HTTP on http://127.0.0.1:PORT/" (the --webroot path instead of "/"); main.c prints it
+# after the listening lines and before "database PATH".
+_HTTP_ON = re.compile(r"HTTP on (https?://\S+)")
 
 
 def mailsink_bin():
@@ -64,13 +67,35 @@ def clean_env(tmp, extra=None):
     return env
 
 
-class Mailsink:
-    """A running `mailsink` server. argv is given complete except the program path."""
+def _has_option(args, name):
+    """Whether args set the option name ("--http"), as "--http X" or "--http=X"."""
+    for a in args:
+        if a == "--":
+            break
+        if a == name or a.startswith(name + "="):
+            return True
+    return False
 
-    def __init__(self, args, tmp, env=None, listeners=1, db=None, cwd=None, name="mailsink"):
+
+class Mailsink:
+    """A running `mailsink` server. argv is given complete except the program path.
+
+    HTTP: unless args already contain --http (or the environment sets MAILSINK_HTTP),
+    "--http 127.0.0.1:0" is added so that parallel tests never fight over port 8025;
+    pass http=None to add nothing (the program's default then applies) or http="none"
+    to turn it off. http_url is "http://127.0.0.1:PORT" (https with --http-tls-cert; the
+    --webroot path is not included: see http_base) or None when HTTP is off."""
+
+    def __init__(self, args, tmp, env=None, listeners=1, db=None, cwd=None, name="mailsink",
+                 http="127.0.0.1:0"):
         self.tmp = str(tmp)
-        self.argv = [mailsink_bin()] + list(args)
+        args = list(args)
         self.env = env if env is not None else clean_env(tmp)
+        if (http is not None and not _has_option(args, "--http")
+                and "MAILSINK_HTTP" not in self.env):
+            args += ["--http", http]
+        self.argv = [mailsink_bin()] + args
+        self._http = False  # not looked up yet
         self.db = db
         self.cwd = cwd or self.tmp
         self.errpath = os.path.join(self.tmp, "%s.stderr" % name)
@@ -141,6 +166,38 @@ class Mailsink:
     def stderr(self):
         with self._cond:
             return "".join(self.lines)
+
+    def _http_line(self):
+        """The URL of the "HTTP on URL" line, or None. mailsink prints it before the
+        "database" line, so waiting for either one never waits for a line that will not
+        come (an older build without HTTP, or --http none)."""
+        if self._http is False:
+            line = self.wait_for_line(r"HTTP on https?://|\bdatabase \S")
+            m = _HTTP_ON.search(line) if line else None
+            if not m:
+                with self._cond:  # the database line came first: look once more
+                    for ln in self.lines:
+                        m = _HTTP_ON.search(ln) or m
+            self._http = m.group(1) if m else None
+        return self._http
+
+    @property
+    def http_url(self):
+        """ "http://127.0.0.1:PORT" (scheme, host, port; no path), or None."""
+        url = self._http_line()
+        if not url:
+            return None
+        m = re.match(r"(https?://[^/]+)", url)
+        return m.group(1) if m else None
+
+    @property
+    def http_base(self):
+        """The URL of the web root with its trailing slash: "http://127.0.0.1:PORT/" or
+        "http://127.0.0.1:PORT/prefix/" with --webroot; None when HTTP is off."""
+        url = self._http_line()
+        if not url:
+            return None
+        return url if url.endswith("/") else url + "/"
 
     # -- process control ----------------------------------------------------------------
 

@@ -38,7 +38,16 @@ typedef enum opt_kind {
     K_VERSION
 } opt_kind;
 
-typedef enum opt_check { C_NONE, C_NONEMPTY, C_LISTEN, C_EXEC, C_TOKEN } opt_check;
+typedef enum opt_check {
+    C_NONE,
+    C_NONEMPTY,
+    C_LISTEN,
+    C_EXEC,
+    C_TOKEN,
+    C_HTTP,    /* a listen address or "none" */
+    C_WEBROOT, /* URL path characters only, no "..": normalised to "/x/" at the end */
+    C_TEXT     /* no control characters (the value goes into replies) */
+} opt_check;
 
 #define CMD(x) (1u << (x))
 
@@ -156,6 +165,32 @@ static const opt opts[] = {
      .help = "offer AUTH, checking \"user:password\" lines ({SHA256}hex too; see mailsink(1))"},
     {.name = "auth-required", .kind = K_BOOL, FIELD(auth_required),
      .help = "MAIL without AUTH gets 530 5.7.0; needs --auth-accept-any or --auth-file"},
+
+    {.section = "HTTP (the REST API, live events and the web UI):",
+     .name = "http", .kind = K_STRING, .check = C_HTTP, FIELD(http), .metavar = "ADDR:PORT",
+     .help = "serve HTTP here; IPv6 as [::1]:8025; none turns it off "
+             "(default 127.0.0.1:8025)"},
+    {.name = "http-auth-file", .kind = K_STRING, .check = C_NONEMPTY, FIELD(http_auth_file),
+     .metavar = "FILE",
+     .help = "require HTTP basic auth, checking \"user:password\" lines (the --auth-file "
+             "format); /livez and /readyz stay open"},
+    {.name = "http-tls-cert", .kind = K_STRING, .check = C_NONEMPTY, FIELD(http_tls_cert),
+     .metavar = "FILE", .help = "serve HTTPS with this PEM certificate; with --http-tls-key"},
+    {.name = "http-tls-key", .kind = K_STRING, .check = C_NONEMPTY, FIELD(http_tls_key),
+     .metavar = "FILE", .help = "PEM private key of --http-tls-cert"},
+    {.name = "webroot", .kind = K_STRING, .check = C_WEBROOT, FIELD(webroot), .metavar = "PATH",
+     .help = "serve everything under /PATH/ (behind a proxy); other paths get 404 "
+             "(default /)"},
+    {.name = "api-cors", .kind = K_STRING, .check = C_TEXT, FIELD(api_cors),
+     .metavar = "ORIGIN",
+     .help = "send Access-Control-Allow-Origin: ORIGIN on /api/ replies and answer "
+             "preflight requests (* for any)"},
+    {.name = "ui-label", .kind = K_STRING, .check = C_TEXT, FIELD(ui_label), .metavar = "TEXT",
+     .help = "a label shown in the web UI (to tell instances apart)"},
+    {.name = "max-send-size", .kind = K_SIZE, FIELD(max_send_size), .min = 1024,
+     .max = (uint64_t)1 << 40, .metavar = "SIZE",
+     .help = "largest POST /api/v1/send body; k, M, G suffixes (default "
+             "max-message-size * 4/3 + 64k)"},
 
     {.section = "Logging:", .name = "verbose", .short_name = 'v', .kind = K_COUNT,
      FIELD(verbose), .min = 0, .max = 9, .help = "session transcripts on stderr"},
@@ -457,6 +492,22 @@ token_is_ok(const char *s)
     return true;
 }
 
+/* --webroot: it becomes part of every URL and of the page, so only the characters a
+   URL path needs unescaped; ".." segments would make prefix stripping ambiguous. */
+static bool
+webroot_is_ok(const char *s)
+{
+    if (strlen(s) > 200)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/", *p))
+            return false;
+    for (const char *p = s; (p = strstr(p, "..")); p++)
+        if ((p == s || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+            return false;
+    return true;
+}
+
 static int
 apply_check(loader *L, const opt *o, const char *v, const char *where)
 {
@@ -480,6 +531,24 @@ apply_check(loader *L, const opt *o, const char *v, const char *where)
             return loader_fail(L, "%s: bad address '%s': %s", where, SHOW(v), reason);
         return 0;
     }
+    case C_HTTP:
+        if (strcmp(v, "none") == 0)
+            return 0;
+        return apply_check(L, &(opt){.check = C_LISTEN}, v, where);
+    case C_WEBROOT:
+        if (!webroot_is_ok(v))
+            return loader_fail(L,
+                               "%s: bad path '%s' (letters, digits and - . _ ~ / only, "
+                               "no \"..\")",
+                               where, SHOW(v));
+        return 0;
+    case C_TEXT:
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+            if (*p < ' ' || *p == 127)
+                return loader_fail(L, "%s: control character in '%s'", where, SHOW(v));
+        if (strlen(v) > 200)
+            return loader_fail(L, "%s: longer than 200 characters", where);
+        return 0;
     case C_EXEC: {
         char **argv = config_split_argv(v, why, sizeof why);
         if (!argv)
@@ -1117,12 +1186,63 @@ tls_auth_check(loader *L, const cmdline *cl)
     return 0;
 }
 
+/* "x", "/x", "x/", "//x//y/" all become "/x/" or "/x/y/": the router compares
+   prefixes, so one spelling. */
+static char *
+webroot_normalise(const char *v)
+{
+    size_t n = strlen(v);
+    char *out = malloc(n + 3), *o = out;
+
+    if (!out)
+        return NULL;
+    *o++ = '/';
+    for (const char *p = v; *p; p++)
+        if (*p != '/' || o[-1] != '/')
+            *o++ = *p;
+    if (o[-1] != '/')
+        *o++ = '/';
+    *o = '\0';
+    return out;
+}
+
+/* The HTTP settings that depend on each other or on other settings. */
+static int
+http_check(loader *L, const cmdline *cl)
+{
+    config *c = L->c;
+
+    if (c->http_tls_cert && !c->http_tls_key)
+        return loader_fail(L, "--http-tls-cert needs --http-tls-key");
+    if (c->http_tls_key && !c->http_tls_cert)
+        return loader_fail(L, "--http-tls-key needs --http-tls-cert");
+    if (!c->http && !(c->http = strdup("127.0.0.1:8025")))
+        return loader_fail(L, "out of memory");
+    char *root = webroot_normalise(c->webroot ? c->webroot : "/");
+    if (!root)
+        return loader_fail(L, "out of memory");
+    free(c->webroot);
+    c->webroot = root;
+    if (c->max_send_size == 0) {
+        uint64_t m = (uint64_t)c->max_message_size;
+        c->max_send_size = (size_t)(m / 3 * 4 + 4 + ((uint64_t)64 << 10));
+    }
+    if (cl->cmd != CONFIG_CMD_SERVE || strcmp(c->http, "none") == 0)
+        return 0;
+    if (c->http_tls_cert && (file_check_readable(L, "--http-tls-cert", c->http_tls_cert) < 0 ||
+                             file_check_readable(L, "--http-tls-key", c->http_tls_key) < 0))
+        return -1;
+    if (c->http_auth_file && file_check_readable(L, "--http-auth-file", c->http_auth_file) < 0)
+        return -1;
+    return 0;
+}
+
 static int
 config_finish(loader *L, const cmdline *cl, char **envp)
 {
     config *c = L->c;
 
-    if (tls_auth_check(L, cl) < 0)
+    if (tls_auth_check(L, cl) < 0 || http_check(L, cl) < 0)
         return -1;
 
     if (c->smtp.count == 0 && strings_add(&c->smtp, "127.0.0.1:1025") < 0)
@@ -1196,7 +1316,14 @@ config_cleanup(config *c)
                         &c->wait_subject,
                         &c->tls_cert,
                         &c->tls_key,
-                        &c->auth_file};
+                        &c->auth_file,
+                        &c->http,
+                        &c->http_auth_file,
+                        &c->http_tls_cert,
+                        &c->http_tls_key,
+                        &c->webroot,
+                        &c->api_cors,
+                        &c->ui_label};
     config_strings *lists[] = {&c->smtp,          &c->accept_rcpt,   &c->reject_rcpt,
                                &c->accept_sender, &c->reject_sender, &c->allow_host,
                                &c->deny_host,     &c->smtps};
