@@ -140,6 +140,13 @@ void http_events_broadcast(http_ctx *ctx, const char *type, json_t *data);
    total/unread) to the streams, coalesced. HTTP thread only. */
 void http_events_stats_changed(http_ctx *ctx);
 
+/* server.c: run fn(arg) on the HTTP thread, soon, in the order of the calls. Any thread
+   may call it (e.g. api_send's on_done on the ingest thread, to send the reply). Every
+   call that returned 0 is run on the HTTP thread before http_stop frees the server
+   (evhttp and pending requests still exist then). Returns -1 once http_stop has begun
+   or when memory is short: then fn is never called and the caller still owns arg. */
+int http_run_on_thread(http_ctx *ctx, void (*fn)(void *), void *arg);
+
 /* wait.c: re-check waiting requests (after new messages were stored). HTTP thread. */
 void http_waiters_check(http_ctx *ctx);
 
