@@ -340,3 +340,28 @@ auth_file_check(const auth_file *af, smtpd_session *s, const smtpd_auth *auth)
         ok = 0;
     return found && ok ? 1 : 0;
 }
+
+int
+auth_file_check_password(const auth_file *af, const char *user, const char *password)
+{
+    const auth_entry *found = NULL, *e;
+    unsigned char given[AUTH_SHA256_LEN], want[AUTH_SHA256_LEN];
+    int ok;
+
+    if (!af || !user || !password)
+        return 0;
+    for (size_t i = 0; i < af->count; i++)
+        if (strcmp(af->entries[i].user, user) == 0)
+            found = &af->entries[i];
+    e = found ? found : &af->dummy;
+    if (e->password) {
+        ok = auth_sha256(e->password, want) == 0;
+    } else {
+        memcpy(want, e->sha256, sizeof want);
+        ok = 1;
+    }
+    ok = ok && auth_sha256(password, given) == 0 && CRYPTO_memcmp(given, want, sizeof given) == 0;
+    OPENSSL_cleanse(given, sizeof given);
+    OPENSSL_cleanse(want, sizeof want);
+    return found && ok ? 1 : 0;
+}

@@ -45,4 +45,12 @@ size_t auth_file_count(const auth_file *af);
  */
 int auth_file_check(const auth_file *af, smtpd_session *s, const smtpd_auth *auth);
 
+/*
+ * Outside SMTP (HTTP basic auth): 1 when user is in the file and password is its
+ * password (plain or {SHA256} entries alike), else 0. The comparison is of SHA-256
+ * digests in constant time, so neither the length nor the content of the stored
+ * password shows in the time taken; an unknown user costs the same work. Any thread.
+ */
+int auth_file_check_password(const auth_file *af, const char *user, const char *password);
+
 #endif
