@@ -20,6 +20,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,9 +241,12 @@ static void
 load_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     load_conn *c = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & BEV_EVENT_CONNECTED) {
+        /* a command or a body's last segment must not wait for the server's ACK */
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         return;
+    }
     load_fail(c->run, "connection ", (what & BEV_EVENT_EOF) ? "closed by the server" : "error");
 }
 

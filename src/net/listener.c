@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,13 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 {
     (void)salen;
     smtpd_server *srv = arg;
+    /* Replies are small and each one is awaited: without TCP_NODELAY, Nagle holds a
+       reply written while the previous one is unacknowledged until the client's delayed
+       ACK (~40 ms), e.g. the 250s and 354 that follow a pipelined final dot. Replies
+       produced by one read are still written together (the bufferevent flushes once per
+       loop turn). */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bool implicit_tls = false;
     for (size_t i = 0; i < srv->nlisteners; i++)
         if (srv->listeners[i].lev == lev)
