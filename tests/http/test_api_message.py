@@ -1,0 +1,288 @@
+"""One message: GET /api/v1/message/{ID} (the Message object), /headers, /raw,
+/part/{PartID}, /envelope, /view/{ID}.html|.txt, `latest` and `latest?query=`, unknown
+ids and parts (behaviours 3, 4, 6, 10 of the reference)."""
+
+import urllib.parse
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import (Db, addrs, check_attachment, checksums, make_msg, parse_time, send,
+                      send_many)
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
+       b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00"
+       b"\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 3 + b"\n%%EOF\n"
+NOTES = "line one\nline two \u2713\n".encode("utf-8")
+HTML = ('<html><body><p>Hello <b>HTML</b> marker-html-7</p>'
+        '<img src="cid:logo@x.example"></body></html>\n')
+TEXT = "Hello text marker-text-7\nsecond line\n"
+
+
+def full_msg():
+    return make_msg(
+        subject="Gr\u00fc\u00dfe aus K\u00f6ln",
+        frm='"Alice Example" <alice@x.example>', to="Bob <bob@y.example>",
+        cc="carol@y.example, Dan <dan@y.example>", reply_to="Replies <replies@x.example>",
+        text=TEXT, html=HTML, inline=[("logo@x.example", "image/png", PNG)],
+        attachments=[("report.pdf", "application/pdf", PDF), ("notes.txt", "text/plain", NOTES)],
+        headers=[("List-Unsubscribe", "<mailto:unsub@x.example>, <https://x.example/unsub>")],
+        date="Mon, 01 Jan 2024 10:00:00 +0200", msgid="<full-1@x.example>")
+
+
+@pytest.fixture
+def full(ms):
+    return send(ms, full_msg(), sender="bounces@x.example",
+                rcpts=["bob@y.example", "carol@y.example", "dan@y.example", "hidden@z.example"])
+
+
+def test_message_object(api, full):
+    m = api.message(full)
+    assert m["ID"] == full
+    assert m["MessageID"] == "full-1@x.example"
+    assert "Read" not in m and "Created" not in m, sorted(m)
+    assert m["From"] == {"Name": "Alice Example", "Address": "alice@x.example"}
+    assert m["To"] == [{"Name": "Bob", "Address": "bob@y.example"}]
+    assert m["Cc"] == [{"Name": "", "Address": "carol@y.example"},
+                       {"Name": "Dan", "Address": "dan@y.example"}]
+    assert m["ReplyTo"] == [{"Name": "Replies", "Address": "replies@x.example"}]
+    assert addrs(m["Bcc"]) == ["hidden@z.example"], m["Bcc"]
+    assert m["ReturnPath"] == "bounces@x.example"
+    assert m["Subject"] == "Gr\u00fc\u00dfe aus K\u00f6ln"
+    assert parse_time(m["Date"]) == datetime(2024, 1, 1, 8, 0, tzinfo=timezone.utc), m["Date"]
+    assert m["Tags"] == [] and m["Username"] == ""
+    assert m["Text"].replace("\r\n", "\n").strip() == TEXT.strip()
+    assert "marker-html-7" in m["HTML"] and "<b>HTML</b>" in m["HTML"]
+    raw = api.get("/api/v1/message/%s/raw" % full).body
+    assert m["Size"] == len(raw)
+    lu = m["ListUnsubscribe"]
+    assert lu["Header"] == "<mailto:unsub@x.example>, <https://x.example/unsub>", lu
+    assert lu["Links"] == ["mailto:unsub@x.example", "https://x.example/unsub"], lu
+
+
+def test_attachments_and_inline(api, full):
+    m = api.message(full)
+    by_name = {a["FileName"]: a for a in m["Attachments"]}
+    assert sorted(by_name) == ["notes.txt", "report.pdf"], m["Attachments"]
+    for name, ctype, data in (("report.pdf", "application/pdf", PDF),
+                              ("notes.txt", "text/plain", NOTES)):
+        a = by_name[name]
+        check_attachment(a)
+        assert a["ContentType"] == ctype, a
+        assert a["Size"] == len(data), a
+        assert a["Checksums"] == checksums(data), a
+        assert a["ContentID"] == ""
+        assert a["PartID"] and all(p.isdigit() for p in a["PartID"].split(".")), a
+    assert len(m["Inline"]) == 1, m["Inline"]
+    i = m["Inline"][0]
+    assert i["ContentID"] == "logo@x.example", i
+    assert i["ContentType"] == "image/png" and i["Size"] == len(PNG)
+    assert i["Checksums"] == checksums(PNG)
+    ids = [a["PartID"] for a in m["Attachments"] + m["Inline"]]
+    assert len(set(ids)) == 3, ids
+    # The list counts attachments only
+    assert api.summary(full)["Attachments"] == 2
+
+
+def test_part_download(api, full):
+    m = api.message(full)
+    for a in m["Attachments"]:
+        r = api.get("/api/v1/message/%s/part/%s" % (full, a["PartID"]))
+        assert r.status == 200, r
+        want = PDF if a["FileName"] == "report.pdf" else NOTES
+        assert r.body == want, (a, r.body[:100])
+        assert r.ctype.startswith(a["ContentType"]), (r.ctype, a)
+        cd = r.headers.get("Content-Disposition", "")
+        assert cd.lower().startswith("attachment"), cd
+        assert 'filename="%s"' % a["FileName"] in cd or "filename=%s" % a["FileName"] in cd, cd
+        assert r.headers.get("X-Content-Type-Options", "").lower() == "nosniff"
+    i = m["Inline"][0]
+    r = api.get("/api/v1/message/%s/part/%s" % (full, i["PartID"]))
+    assert r.status == 200 and r.body == PNG and r.ctype.startswith("image/png"), r
+    # latest works here too
+    a = m["Attachments"][0]
+    r = api.get("/api/v1/message/latest/part/%s" % a["PartID"])
+    assert r.status == 200 and len(r.body) == a["Size"], r
+
+
+@pytest.mark.parametrize("part", ["99", "0", "1.99", "abc", "1..2", "-1", "1.", ".1",
+                                  "9" * 40, "1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1"])
+def test_unknown_part(api, full, part):
+    r = api.get("/api/v1/message/%s/part/%s" % (full, urllib.parse.quote(part)))
+    assert r.status in (400, 404), r
+    assert api.get("/livez").status == 200
+
+
+def test_headers(ms, api):
+    msg = (b"From: Alice <alice@x.example>\r\n"
+           b"To: bob@y.example\r\n"
+           b"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n"
+           b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+           b"message-id: <h-1@x.example>\r\n"
+           b"MIME-VERSION: 1.0\r\n"
+           b"X-Multi: one\r\n"
+           b"x-lower-case: v\r\n"
+           b"X-Multi: two\r\n"
+           b"X-Folded: first\r\n"
+           b"  continued\r\n"
+           b"X-Multi: three\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n"
+           b"\r\n"
+           b"body\r\n")
+    mid = send(ms, msg)
+    h = api.json("/api/v1/message/%s/headers" % mid)
+    keys = list(h)
+    assert keys == sorted(keys), keys
+    for k in ("Content-Type", "Date", "From", "Message-Id", "Mime-Version", "Subject", "To",
+              "X-Lower-Case", "X-Multi", "X-Folded", "Return-Path", "Received"):
+        assert k in h, (k, keys)
+    for bad in ("message-id", "MIME-VERSION", "x-lower-case", "Message-ID", "MIME-Version"):
+        assert bad not in h, (bad, keys)
+    for k, v in h.items():
+        assert isinstance(v, list) and all(isinstance(x, str) for x in v), (k, v)
+    assert h["X-Multi"] == ["one", "two", "three"]
+    assert h["Subject"] == ["Gr\u00fc\u00dfe"]
+    assert h["Message-Id"] == ["<h-1@x.example>"]
+    assert h["X-Folded"][0].split() == ["first", "continued"], h["X-Folded"]
+    assert api.json("/api/v1/message/latest/headers") == h
+
+
+def test_raw_is_what_was_sent(ms, api):
+    body = ("From: a@x.example\r\nTo: b@y.example\r\nSubject: raw \u00e9\r\n\r\n"
+            ".leading dot\r\nline with trailing space \r\n\u00fcml\u00e4ut \u2713\r\n"
+            + "x" * 990 + "\r\n").encode("utf-8")
+    mid, sent = None, None
+    with ms.smtp() as s:
+        assert s.sendmail("a@x.example", ["b@y.example"], body) == {}
+        mid = s.last_id()
+        sent = s.sent_blocks()[0]
+    assert sent == body
+    r = api.get("/api/v1/message/%s/raw" % mid)
+    assert r.status == 200, r
+    assert r.ctype.startswith("text/plain"), r.ctype
+    assert r.body.endswith(body), r.body[-200:]
+    assert r.body.startswith(b"Return-Path: "), r.body[:100]
+    with Db(ms.db) as db:
+        assert r.body == db.raw(mid)
+        assert db.body(mid) == body
+    assert api.get("/api/v1/message/latest/raw").body == r.body
+
+
+def test_view_html_and_text(ms, api, full):
+    r = api.get("/view/%s.html" % full)
+    assert r.status == 200, r
+    assert r.ctype.startswith("text/html"), r.ctype
+    assert b"marker-html-7" in r.body
+    r = api.get("/view/%s.html" % full, embed=1)
+    assert r.status == 200 and b"marker-html-7" in r.body, r
+    r = api.get("/view/%s.txt" % full)
+    assert r.status == 200, r
+    assert r.ctype.startswith("text/plain"), r.ctype
+    assert r.text.replace("\r\n", "\n").strip() == TEXT.strip()
+    assert b"marker-html-7" not in r.body
+    assert api.get("/view/latest.html").body == api.get("/view/%s.html" % full).body
+
+    text_only = send(ms, make_msg(subject="plain", text="just text\n"))
+    assert api.get("/view/%s.html" % text_only).status == 404
+    r = api.get("/view/%s.txt" % text_only)
+    assert r.status == 200 and r.text.strip() == "just text", r
+
+
+def test_html_only_message(ms, api):
+    mid = send(ms, make_msg(subject="html only", text=None,
+                            html="<html><head><style>p{color:red}</style></head><body>"
+                                 "<h1>Title</h1><p>One &amp; two</p></body></html>"))
+    m = api.message(mid)
+    assert "<h1>Title</h1>" in m["HTML"]
+    assert "Title" in m["Text"] and "One & two" in m["Text"], m["Text"]
+    assert "<" not in m["Text"] and "color:red" not in m["Text"], m["Text"]
+
+
+def test_no_date_header_gives_received_time(ms, api):
+    mid = send(ms, b"From: a@x.example\r\nTo: b@y.example\r\nSubject: undated\r\n\r\nhi\r\n")
+    m = api.message(mid)
+    d = parse_time(m["Date"])
+    assert abs((d - datetime.now(timezone.utc)).total_seconds()) < 300, m["Date"]
+    assert m["MessageID"] == ""
+
+
+def test_latest(ms, api):
+    assert api.get("/api/v1/message/latest").status == 404  # empty mailbox
+    ids = send_many(ms, [make_msg(subject="first one"), make_msg(subject="second one"),
+                         make_msg(subject="third")])
+    assert api.message("latest")["ID"] == ids[2]
+    r = api.get("/api/v1/message/latest", query="subject:second")
+    assert r.status == 200 and r.json()["ID"] == ids[1], r
+    r = api.get("/api/v1/message/latest", query="one")
+    assert r.status == 200 and r.json()["ID"] == ids[1], r
+    r = api.get("/api/v1/message/latest", query="subject:nothing-like-it")
+    assert r.status == 404, r
+    r = api.get("/api/v1/message/latest/raw", query="subject:first")
+    assert r.status == 200 and b"Subject: first one" in r.body, r
+    r = api.get("/api/v1/message/latest", query="before:garbage")
+    assert r.status == 400, r
+
+
+def test_get_marks_read_but_latest_query_only_that_one(ms, api):
+    ids = send_many(ms, [make_msg(subject="a1"), make_msg(subject="a2")])
+    api.get("/api/v1/message/latest", query="subject:a1")
+    flags = {m["ID"]: m["Read"] for m in api.messages()["messages"]}
+    assert flags == {ids[0]: True, ids[1]: False}
+
+
+def test_envelope(ms, api):
+    mid = send(ms, b"From: a@x.example\r\nSubject: env\r\n\r\nno date, no id\r\n",
+               sender="bounce@x.example", rcpts=["one@y.example", "two@y.example"])
+    r = api.get("/api/v1/message/%s/envelope" % mid)
+    assert r.status == 200, r
+    e = r.json()
+    assert e["Sender"] == "bounce@x.example"
+    assert e["Recipients"] == ["one@y.example", "two@y.example"]
+    assert e["ClientAddr"] == "127.0.0.1"
+    assert e["Helo"] == "client.test"
+    assert e["TLS"] is None
+    assert e["AuthUser"] == ""
+    assert isinstance(e["Findings"], list)
+    assert "no-date" in e["Findings"] and "no-message-id" in e["Findings"], e["Findings"]
+    assert abs((parse_time(e["Received"]) - datetime.now(timezone.utc)).total_seconds()) < 300
+    assert api.get("/api/v1/message/latest/envelope").json() == e
+
+
+def test_null_sender_envelope(ms, api):
+    mid = send(ms, make_msg(subject="bounce"), sender="", rcpts=["b@y.example"])
+    e = api.json("/api/v1/message/%s/envelope" % mid)
+    assert e["Sender"] == ""
+    assert api.message(mid)["ReturnPath"] == ""
+
+
+UNKNOWN = ["nope", "0", "A" * 22, "x" * 3000, "%2e%2e", "..%2F..%2Fetc%2Fpasswd",
+           "%00", "%27%3B%20DROP%20TABLE%20messages%3B--", "%FF%FE", "latest%2F..", "%20"]
+
+
+@pytest.mark.parametrize("suffix", ["", "/headers", "/raw", "/part/1", "/envelope"])
+def test_unknown_id(api, full, suffix):
+    for mid in UNKNOWN:
+        r = api.get("/api/v1/message/%s%s" % (mid, suffix))
+        if mid in ("nope", "0", "A" * 22):
+            assert r.status == 404, r  # behaviour 10
+        else:
+            assert r.status in (400, 404), r
+        assert r.status != 200
+    assert api.get("/livez").status == 200
+    assert api.messages()["unread"] == 1, "an unknown id marked something read"
+
+
+def test_unknown_id_view(api, full):
+    for mid in UNKNOWN:
+        for ext in (".html", ".txt"):
+            r = api.get("/view/%s%s" % (mid, ext))
+            assert r.status in (400, 404), r
+    assert api.get("/view/nope.html").status == 404
+
+
+def test_deleted_id_is_404(api, full):
+    api.ok("DELETE", "/api/v1/messages", {"IDs": [full]})
+    for suffix in ("", "/headers", "/raw", "/part/1", "/envelope"):
+        assert api.get("/api/v1/message/%s%s" % (full, suffix)).status == 404, suffix
+    assert api.get("/view/%s.txt" % full).status == 404
