@@ -10,6 +10,7 @@
 #include "mailsink/app.h"
 #include "mailsink/cli/config.h"
 #include "mailsink/cli/subcommands.h"
+#include "mailsink/http/http.h"
 #include "mailsink/log.h"
 #include "mailsink/mime.h"
 #include "mailsink/store/export.h"
@@ -205,10 +206,12 @@ main_new_server(const config *c, app *a, const main_tls *t, char *err, size_t er
 /* The order matters: programs still running may hand messages to the writer, and the
    writer completes answers on the (stopped, not yet freed) server. */
 static void
-main_app_cleanup(app *a, smtpd_server *srv)
+main_app_cleanup(app *a, smtpd_server *srv, http_server *http)
 {
-    exec_pool_free(a->exec); /* finishes running programs first */
-    ingest_stop(a->ingest);  /* writes what is queued */
+    exec_pool_free(a->exec);  /* finishes running programs first */
+    http_detach_ingest(http); /* no more POST /api/v1/send into the writer */
+    ingest_stop(a->ingest);   /* writes what is queued; api_send's answers go to HTTP */
+    http_stop(http);          /* sends those answers, ends streams and waiters */
     smtpd_server_free(srv);
     policy_free(a->policy);
     config_free_argv(a->deliver_argv);
@@ -219,7 +222,8 @@ main_app_cleanup(app *a, smtpd_server *srv)
 }
 
 static void
-main_announce(const config *c, const app *a, smtpd_server *srv, const main_tls *t)
+main_announce(const config *c, const app *a, smtpd_server *srv, const main_tls *t,
+              const http_server *http)
 {
     size_t index = 0;
     const config_strings *lists[] = {&c->smtp, &c->smtps};
@@ -240,20 +244,24 @@ main_announce(const config *c, const app *a, smtpd_server *srv, const main_tls *
         log_msg(LOG_INFO, "AUTH: %zu user(s) from %s", auth_file_count(a->auth), c->auth_file);
     else if (c->auth_accept_any)
         log_msg(LOG_INFO, "AUTH: any user and password accepted (and recorded)");
+    /* tests read this line (tests/mailsink/mslib.py): keep its shape */
+    if (http)
+        log_msg(LOG_INFO, "HTTP on %s://%s%s", c->http_tls_cert ? "https" : "http",
+                http_bound(http), c->webroot ? c->webroot : "/");
     log_msg(LOG_INFO, "database %s", c->db_path);
 }
 
 /* Everything checked and opened; serve until a signal. */
 static int
 main_serve_until_signal(const config *c, const app *a, smtpd_server *srv, const main_tls *t,
-                        const sigset_t *sigs)
+                        const http_server *http, const sigset_t *sigs)
 {
     if (smtpd_server_start(srv) != SMTPD_OK) {
         /* nothing was served: a certificate that does not load is bad configuration */
         log_msg(LOG_ERROR, "%s", smtpd_server_errmsg(srv));
         return 2;
     }
-    main_announce(c, a, srv, t);
+    main_announce(c, a, srv, t, http);
     int sig = 0;
     sigwait(sigs, &sig);
     log_msg(LOG_INFO, "%s: stopping (grace %u s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -270,6 +278,7 @@ main_serve(const config *c)
     store *st = NULL;
     exporter *ex = NULL;
     smtpd_server *srv = NULL;
+    http_server *http = NULL;
     main_tls tls = {0};
     int status = 2;
 
@@ -304,11 +313,16 @@ main_serve(const config *c)
         snprintf(err, sizeof err, "cannot start the store writer");
         goto out;
     }
-    status = main_serve_until_signal(c, &a, srv, &tls, &sigs);
+    if (strcmp(c->http, "none") != 0) {
+        if (!(http = http_start(c, store_path(st), a.ingest, err, sizeof err)))
+            goto out;
+        ingest_on_stored(a.ingest, http_stored, http);
+    }
+    status = main_serve_until_signal(c, &a, srv, &tls, http, &sigs);
 out:
     if (status == 2 && err[0])
         log_msg(LOG_ERROR, "%s", err);
-    main_app_cleanup(&a, srv);
+    main_app_cleanup(&a, srv, http);
     export_close(ex);
     store_close(st);
     free(tls.cert);

@@ -35,6 +35,11 @@ const char *http_bound(const http_server *h);
 /* ingest_stored_fn: messages were committed; push "new" events, wake waiters. */
 void http_stored(void *h, const char *const *ids, size_t n);
 
+/* Before ingest_stop: from now on the HTTP thread queues no more messages (POST
+   /api/v1/send answers 503), so in may be freed. Returns once that holds. Main's
+   thread; the server keeps serving everything else. */
+void http_detach_ingest(http_server *h);
+
 /* Stop accepting, end live-event streams and waiters, join the thread, free. */
 void http_stop(http_server *h);
 
