@@ -7,6 +7,7 @@
  * into malloc'd memory so that mime_summary_cleanup() can free them with free().
  */
 #include "mailsink/mime.h"
+#include "mailsink/mime_message.h"
 
 #include <gmime/gmime.h>
 
@@ -110,11 +111,10 @@ mime_buf_take(mime_buf *b)
     return s;
 }
 
-/* A malloc'd, valid UTF-8 copy of s (NULL -> ""). 8-bit text that is not UTF-8 is first
-   decoded the way GMime decodes raw 8-bit headers (its fallback charsets, then Latin-1),
-   which reads most legacy mail correctly; anything left invalid becomes U+FFFD. */
-static char *
-mime_strdup_valid(const char *s, size_t len)
+/* 8-bit text that is not UTF-8 is first decoded the way GMime decodes raw 8-bit headers,
+   which reads most legacy mail correctly (see mime.h). */
+char *
+mime_utf8_dup(const char *s, size_t len)
 {
     if (s == NULL) {
         s = "";
@@ -152,11 +152,11 @@ static char *
 mime_addresses(InternetAddressList *list)
 {
     if (list == NULL || internet_address_list_length(list) == 0)
-        return mime_strdup_valid("", 0);
+        return mime_utf8_dup("", 0);
     /* encode=FALSE: decoded names, quoted where RFC 5322 needs it, so the string parses
        back into Name/Address pairs with internet_address_list_parse() */
     char *s = internet_address_list_to_string(list, NULL, FALSE);
-    char *out = mime_strdup_valid(s, s ? strlen(s) : 0);
+    char *out = mime_utf8_dup(s, s ? strlen(s) : 0);
     g_free(s);
     return out;
 }
@@ -167,13 +167,13 @@ mime_header_raw(GMimeObject *obj, const char *name)
 {
     const char *v = g_mime_object_get_header(obj, name);
     if (v == NULL)
-        return mime_strdup_valid("", 0);
+        return mime_utf8_dup("", 0);
     while (g_ascii_isspace(*v))
         v++;
     size_t n = strlen(v);
     while (n > 0 && g_ascii_isspace(v[n - 1]))
         n--;
-    return mime_strdup_valid(v, n);
+    return mime_utf8_dup(v, n);
 }
 
 static char *
@@ -181,7 +181,7 @@ mime_message_id(GMimeMessage *msg)
 {
     const char *id = g_mime_message_get_message_id(msg);
     if (id != NULL && *id != '\0')
-        return mime_strdup_valid(id, strlen(id));
+        return mime_utf8_dup(id, strlen(id));
     /* GMime returns NULL for an id it cannot parse; keep what is there, minus the < > */
     char *raw = mime_header_raw(GMIME_OBJECT(msg), "Message-ID");
     if (raw == NULL)
@@ -194,161 +194,26 @@ mime_message_id(GMimeMessage *msg)
     return raw;
 }
 
-/* ---- HTML to text ---------------------------------------------------------------- */
-
-/* The index of the tag name in set, or -1. */
-static int
-mime_tag_index(const char *name, size_t n, const char *const *set)
-{
-    for (int i = 0; set[i] != NULL; i++)
-        if (strlen(set[i]) == n && g_ascii_strncasecmp(name, set[i], n) == 0)
-            return i;
-    return -1;
-}
-
-/* Finds "</name" case-insensitively; NULL when the element is never closed. */
-static const char *
-mime_find_close(const char *p, const char *name, size_t n)
-{
-    for (; (p = strchr(p, '<')) != NULL; p++)
-        if (p[1] == '/' && g_ascii_strncasecmp(p + 2, name, n) == 0)
-            return p;
-    return NULL;
-}
-
-/* The end of a tag starting at p ('<'), skipping '>' inside quoted attribute values. */
-static const char *
-mime_tag_end(const char *p)
-{
-    char quote = 0;
-    for (p++; *p != '\0'; p++) {
-        if (quote) {
-            if (*p == quote)
-                quote = 0;
-        } else if (*p == '"' || *p == '\'') {
-            quote = *p;
-        } else if (*p == '>') {
-            return p + 1;
-        }
-    }
-    return p;
-}
-
-static const char *const mime_hidden_tags[] = {"script", "style", "head", "title", NULL};
-
-/* Per HTML text: which invisible elements are known to have no closing tag further on.
-   Without it every unclosed <style> would search to the end again, and a body of
-   thousands of them would take quadratic time. */
-typedef struct mime_html {
-    bool unclosed[sizeof(mime_hidden_tags) / sizeof(mime_hidden_tags[0])];
-} mime_html;
-
-/* Handles the tag at p; returns where the text continues. Block-level tags become a line
-   break so words on either side do not run together; invisible elements are dropped. */
-static const char *
-mime_html_tag(mime_buf *out, mime_html *h, const char *p)
-{
-    static const char *const blocks[] = {"br", "p",  "div",        "tr", "td",  "th", "li",
-                                         "h1", "h2", "h3",         "h4", "h5",  "h6", "table",
-                                         "ul", "ol", "blockquote", "hr", "pre", NULL};
-
-    if (strncmp(p, "<!--", 4) == 0) {
-        const char *end = strstr(p + 4, "-->");
-        return end ? end + 3 : p + strlen(p);
-    }
-    const char *name = p + 1;
-    bool closing = *name == '/';
-    if (closing)
-        name++;
-    size_t n = 0;
-    while (g_ascii_isalnum(name[n]))
-        n++;
-    if (n == 0 && !closing && *name != '!' && *name != '?') {
-        mime_buf_putc(out, '<'); /* a lone '<' in text, not a tag */
-        return p + 1;
-    }
-    const char *end = mime_tag_end(p);
-    int hidden = closing ? -1 : mime_tag_index(name, n, mime_hidden_tags);
-    if (hidden >= 0 && !h->unclosed[hidden]) {
-        const char *close = mime_find_close(end, name, n);
-        if (close != NULL)
-            return mime_tag_end(close);
-        h->unclosed[hidden] = true;
-    }
-    if (mime_tag_index(name, n, blocks) >= 0)
-        mime_buf_putc(out, '\n');
-    return end;
-}
-
-/* Decodes the entity at p ('&'); returns where the text continues. Unknown entities stay
-   as they are. */
-static const char *
-mime_html_entity(mime_buf *out, const char *p)
-{
-    static const struct {
-        const char *name;
-        const char *text;
-    } named[] = {{"&amp;", "&"},  {"&lt;", "<"},   {"&gt;", ">"}, {"&quot;", "\""},
-                 {"&apos;", "'"}, {"&nbsp;", " "}, {"&#39;", "'"}};
-
-    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-        size_t n = strlen(named[i].name);
-        if (g_ascii_strncasecmp(p, named[i].name, n) == 0) {
-            mime_buf_append(out, named[i].text, strlen(named[i].text));
-            return p + n;
-        }
-    }
-    if (p[1] == '#') {
-        bool hex = p[2] == 'x' || p[2] == 'X';
-        const char *digits = p + (hex ? 3 : 2);
-        char *end = NULL;
-        unsigned long cp = strtoul(digits, &end, hex ? 16 : 10);
-        if (end != digits && end - digits <= 8 && *end == ';' && g_ascii_isxdigit(*digits)) {
-            char utf8[8];
-            gunichar c = (gunichar)cp;
-            if (cp == 0xA0)
-                c = ' ';
-            if (c != 0 && g_unichar_validate(c))
-                mime_buf_append(out, utf8, (size_t)g_unichar_to_utf8(c, utf8));
-            return end + 1;
-        }
-    }
-    mime_buf_putc(out, '&');
-    return p + 1;
-}
-
-static void
-mime_html_strip(mime_buf *out, const char *s)
-{
-    mime_html h = {{false}};
-    const char *p = s;
-    while (*p != '\0' && !out->full && !out->oom) {
-        if (*p == '<') {
-            p = mime_html_tag(out, &h, p);
-        } else if (*p == '&') {
-            p = mime_html_entity(out, p);
-        } else {
-            size_t n = strcspn(p, "<&");
-            mime_buf_append(out, p, n);
-            p += n;
-        }
-    }
-}
-
 /* ---- the MIME tree --------------------------------------------------------------- */
 
-/* The decoded text of a text part as valid UTF-8: transfer encoding undone, converted
-   from its declared charset. Done here rather than with g_mime_text_part_get_text()
-   because that returns a C string, and a NUL in the body would cut the text short. */
-static char *
-mime_part_text(GMimeObject *obj)
+enum {
+    MIME_DEPTH_MAX = 64,   /* mime.h: leaves nested deeper are not visited */
+    MIME_PART_ID_MAX = 768 /* 64 levels of up to 10 digits and a dot, and a NUL */
+};
+
+/* Done here rather than with g_mime_text_part_get_text() because that returns a C
+   string, and a NUL in the body would cut the text short. */
+char *
+mime_part_utf8(GMimeObject *leaf)
 {
-    GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(obj));
+    if (!GMIME_IS_PART(leaf))
+        return NULL;
+    GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(leaf));
     if (content == NULL)
         return NULL;
     GMimeStream *mem = g_mime_stream_mem_new();
     GMimeStream *filtered = g_mime_stream_filter_new(mem);
-    const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
+    const char *charset = g_mime_object_get_content_type_parameter(leaf, "charset");
     GMimeFilter *conv = charset ? g_mime_filter_charset_new(charset, "UTF-8") : NULL;
     if (conv != NULL) { /* NULL for a charset iconv does not know: keep the bytes */
         g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), conv);
@@ -357,18 +222,110 @@ mime_part_text(GMimeObject *obj)
     g_mime_data_wrapper_write_to_stream(content, filtered);
     g_mime_stream_flush(filtered);
     GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-    char *text = mime_strdup_valid((const char *)bytes->data, bytes->len);
+    char *text = mime_utf8_dup((const char *)bytes->data, bytes->len);
     g_object_unref(filtered);
     g_object_unref(mem);
     return text;
 }
 
+const char *
+mime_part_name(GMimeObject *leaf)
+{
+    const char *name;
+    if (GMIME_IS_PART(leaf)) {
+        name = g_mime_part_get_filename(GMIME_PART(leaf)); /* RFC 2231/2047 decoded */
+    } else {                                               /* message/rfc822 */
+        name = g_mime_object_get_content_disposition_parameter(leaf, "filename");
+        if (name == NULL)
+            name = g_mime_object_get_content_type_parameter(leaf, "name");
+    }
+    return name != NULL && *name != '\0' ? name : NULL;
+}
+
+static mime_part_kind
+mime_part_classify(GMimeObject *leaf)
+{
+    const char *disp = g_mime_object_get_disposition(leaf);
+    bool attached = disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0;
+    bool inline_ = disp != NULL && g_ascii_strcasecmp(disp, "inline") == 0;
+    bool named = mime_part_name(leaf) != NULL;
+    GMimeContentType *ct = g_mime_object_get_content_type(leaf);
+    bool text = g_mime_content_type_is_type(ct, "text", "plain") ||
+                g_mime_content_type_is_type(ct, "text", "html");
+
+    if (text && !attached && !named && GMIME_IS_PART(leaf))
+        return MIME_PART_BODY;
+    if (attached)
+        return MIME_PART_ATTACHMENT;
+    /* an image the HTML refers to by cid: (multipart/related), or a part the sender
+       marked inline: Mailpit lists those under Inline, not Attachments */
+    if (inline_ || g_mime_object_get_content_id(leaf) != NULL)
+        return MIME_PART_INLINE;
+    if (named || GMIME_IS_MESSAGE_PART(leaf))
+        return MIME_PART_ATTACHMENT;
+    return MIME_PART_OTHER;
+}
+
+typedef struct mime_leaves {
+    mime_leaf_cb cb;
+    void *user;
+    char id[MIME_PART_ID_MAX];
+} mime_leaves;
+
+/* id[0..idlen) is obj's own id (empty for the top-level multipart). */
+static int
+mime_leaves_walk(mime_leaves *w, GMimeObject *obj, size_t idlen, int depth)
+{
+    if (!GMIME_IS_MULTIPART(obj)) {
+        if (idlen == 0) /* a message that is not multipart: its body is "1" */
+            memcpy(w->id, "1", 2);
+        return w->cb(obj, w->id, mime_part_classify(obj), w->user);
+    }
+    if (depth >= MIME_DEPTH_MAX)
+        return 0;
+    int n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+    for (int i = 0; i < n; i++) {
+        int k = snprintf(w->id + idlen, sizeof(w->id) - idlen, "%s%d", idlen ? "." : "", i + 1);
+        if (k < 0 || (size_t)k >= sizeof(w->id) - idlen)
+            return 0; /* cannot happen within MIME_DEPTH_MAX */
+        GMimeObject *child = g_mime_multipart_get_part(GMIME_MULTIPART(obj), i);
+        int rc = child ? mime_leaves_walk(w, child, idlen + (size_t)k, depth + 1) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    w->id[idlen] = '\0';
+    return 0;
+}
+
+int
+mime_leaves_foreach(GMimeMessage *msg, mime_leaf_cb cb, void *user)
+{
+    GMimeObject *root = msg ? g_mime_message_get_mime_part(msg) : NULL;
+    if (root == NULL)
+        return 0;
+    mime_leaves w = {.cb = cb, .user = user};
+    return mime_leaves_walk(&w, root, 0, 0);
+}
+
+GMimeMessage *
+mime_parse(const char *data, size_t len)
+{
+    mime_init();
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data ? data : "", data ? len : 0);
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
+    g_object_unref(parser);
+    g_object_unref(stream);
+    return msg;
+}
+
 static void
 mime_add_name(mime_walk *w, const char *name)
 {
-    if (name == NULL || *name == '\0')
+    if (name == NULL)
         return;
-    char *v = mime_strdup_valid(name, strlen(name));
+    char *v = mime_utf8_dup(name, strlen(name));
     if (v == NULL) {
         w->names.oom = true;
         return;
@@ -383,58 +340,48 @@ mime_add_name(mime_walk *w, const char *name)
     free(v);
 }
 
+/* Every text/plain body goes to the index; every text/html body too, as text. */
 static void
 mime_body_part(mime_walk *w, GMimeObject *obj)
 {
-    GMimeContentType *ct = g_mime_object_get_content_type(obj);
-    bool plain = g_mime_content_type_is_type(ct, "text", "plain");
-    if (!plain && !g_mime_content_type_is_type(ct, "text", "html"))
-        return; /* text/calendar and the like: neither body nor attachment */
-    char *t = mime_part_text(obj);
+    bool plain = g_mime_content_type_is_type(g_mime_object_get_content_type(obj), "text", "plain");
+    char *t = mime_part_utf8(obj);
     if (t == NULL)
         return;
     mime_buf *b = plain ? &w->plain : &w->html;
     if (b->len > 0)
         mime_buf_putc(b, '\n');
-    if (plain)
+    if (plain) {
         mime_buf_append(b, t, strlen(t));
-    else
-        mime_html_strip(b, t);
+    } else {
+        char *h = mime_html_to_text(t, strlen(t));
+        if (h == NULL)
+            b->oom = true;
+        else
+            mime_buf_append(b, h, strlen(h));
+        free(h);
+    }
     free(t);
 }
 
-static void
-mime_walk_cb(GMimeObject *parent, GMimeObject *obj, gpointer data)
+static int
+mime_walk_cb(GMimeObject *leaf, const char *part_id, mime_part_kind kind, void *data)
 {
     mime_walk *w = data;
-    (void)parent;
-    if (GMIME_IS_MULTIPART(obj))
-        return;
-    const char *disp = g_mime_object_get_disposition(obj);
-    bool attached = disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0;
-    bool inline_ = disp != NULL && g_ascii_strcasecmp(disp, "inline") == 0;
-    const char *name;
-    if (GMIME_IS_PART(obj)) {
-        name = g_mime_part_get_filename(GMIME_PART(obj)); /* RFC 2231/2047 decoded */
-    } else {                                              /* message/rfc822 */
-        name = g_mime_object_get_content_disposition_parameter(obj, "filename");
-        if (name == NULL)
-            name = g_mime_object_get_content_type_parameter(obj, "name");
-    }
-    bool named = name != NULL && *name != '\0';
-
-    if (!attached && !named && GMIME_IS_TEXT_PART(obj)) {
-        mime_body_part(w, obj);
-        return;
-    }
-    /* Mailpit lists an inline part with a Content-ID (an image the HTML refers to) under
-       Inline, not Attachments; its summary count is of attachments only */
-    if (inline_ && g_mime_object_get_content_id(obj) != NULL)
-        return;
-    if (attached || named) {
+    (void)part_id;
+    switch (kind) {
+    case MIME_PART_BODY:
+        mime_body_part(w, leaf);
+        break;
+    case MIME_PART_ATTACHMENT: /* Mailpit's summary counts attachments only */
         w->attachments++;
-        mime_add_name(w, name);
+        mime_add_name(w, mime_part_name(leaf));
+        break;
+    case MIME_PART_INLINE:
+    case MIME_PART_OTHER:
+        break;
     }
+    return 0;
 }
 
 /* The snippet: runs of whitespace and control characters collapsed to one space, trimmed, at most
@@ -478,7 +425,7 @@ mime_summarize_unparsed(const char *data, size_t len, mime_summary *out)
     for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++)
         *headers[i] = calloc(1, 1);
     /* more than the cap is never kept, so never convert more than that */
-    char *v = mime_strdup_valid(data, len < MIME_TEXT_MAX ? len : MIME_TEXT_MAX);
+    char *v = mime_utf8_dup(data, len < MIME_TEXT_MAX ? len : MIME_TEXT_MAX);
     if (v == NULL)
         return -1;
     mime_buf b;
@@ -498,7 +445,7 @@ mime_summarize_message(GMimeMessage *msg, mime_summary *out)
     out->cc = mime_addresses(g_mime_message_get_cc(msg));
     out->reply_to = mime_addresses(g_mime_message_get_reply_to(msg));
     const char *subject = g_mime_message_get_subject(msg);
-    out->subject = mime_strdup_valid(subject, subject ? strlen(subject) : 0);
+    out->subject = mime_utf8_dup(subject, subject ? strlen(subject) : 0);
     out->date = mime_header_raw(obj, "Date");
     out->message_id = mime_message_id(msg);
 
@@ -507,9 +454,15 @@ mime_summarize_message(GMimeMessage *msg, mime_summary *out)
     mime_buf_init(&w.html, MIME_TEXT_MAX);
     mime_buf_init(&w.names, MIME_TEXT_MAX);
     w.attachments = 0;
-    g_mime_message_foreach(msg, mime_walk_cb, &w);
+    mime_leaves_foreach(msg, mime_walk_cb, &w);
 
+    /* the index wants the words as written, so the text part first; the snippet shows
+       what a reader sees first, so the HTML when there is some (as Mailpit does) */
     bool use_plain = w.plain.len > 0;
+    if (!w.plain.oom && !w.html.oom)
+        out->snippet = mime_snippet(w.html.len > 0 ? w.html.data
+                                    : w.plain.data ? w.plain.data
+                                                   : "");
     out->text = mime_buf_take(use_plain ? &w.plain : &w.html);
     free(mime_buf_take(use_plain ? &w.html : &w.plain));
     out->attachments = w.attachments;
@@ -534,22 +487,16 @@ mime_summarize(const char *data, size_t len, mime_summary *out)
         len = 0;
     }
 
-    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
-    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
-    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-    GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
-    g_object_unref(parser);
-    g_object_unref(stream);
-
+    GMimeMessage *msg = mime_parse(data, len);
     int rc;
     if (msg != NULL) {
         rc = mime_summarize_message(msg, out);
         g_object_unref(msg);
     } else {
         rc = mime_summarize_unparsed(data, len, out);
+        if (rc == 0 && out->text != NULL)
+            out->snippet = mime_snippet(out->text);
     }
-    if (rc == 0 && out->text != NULL)
-        out->snippet = mime_snippet(out->text);
     /* every helper returns "" for what is absent, so a NULL left here means malloc failed */
     if (rc != 0 || !mime_summary_is_complete(out)) {
         mime_summary_cleanup(out);
