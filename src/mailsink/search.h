@@ -11,8 +11,9 @@
  *
  * A word that only looks like a filter ("foo:bar" with an unknown name) is a plain word.
  * Pure: no I/O, no globals, any thread. The parser never fails on odd input: what it
- * cannot read as a filter it searches as text; only an unreadable DATE/SIZE value or an
- * unknown tz is an error (the API answers 400 with err).
+ * cannot read as a filter it searches as text; only an unreadable DATE/SIZE value, an
+ * unknown tz or more than SEARCH_MAX_TERMS terms is an error (the API answers 400 with
+ * err). search.c's opening comment lists the finer choices (quotes, empty values, DST).
  */
 #ifndef MAILSINK_SEARCH_H
 #define MAILSINK_SEARCH_H
@@ -20,6 +21,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* More terms than this is an error: each becomes SQL, and no person types so many. */
+#define SEARCH_MAX_TERMS 100
 
 typedef enum search_field {
     SEARCH_TEXT,       /* a plain word or phrase: value */
