@@ -325,7 +325,8 @@ test_mime(void)
     CHECK(strcmp(s.reply_to, "noreply@example.com") == 0, "reply-to: %s", s.reply_to);
     CHECK(strcmp(s.date, "Mon, 1 Jan 2024 10:00:00 +0100") == 0, "date: %s", s.date);
     CHECK(strcmp(s.message_id, "part1@example.com") == 0, "message-id: %s", s.message_id);
-    CHECK(strncmp(s.snippet, "Hallo W\xc3\xbcrld, please find", 24) == 0, "snippet: %s", s.snippet);
+    /* from the HTML part when there is one, as Mailpit does */
+    CHECK(strncmp(s.snippet, "Hallo W\xc3\xbcrld", 12) == 0, "snippet: %s", s.snippet);
     CHECK(strstr(s.text, "zebrafish") != NULL, "text: %s", s.text);
     CHECK(s.attachments == 1, "attachments %u (inline image with Content-ID excluded)",
           s.attachments);
@@ -683,7 +684,7 @@ test_integrity(const char *path)
           "fts integrity-check: %s", sqlite3_errmsg(db));
     sqlite3_close(db);
     side_query_is(path, "PRAGMA integrity_check", "ok");
-    side_query_is(path, "PRAGMA user_version", "2");
+    side_query_is(path, "PRAGMA user_version", "3");
     side_query_is(path, "PRAGMA journal_mode", "wal");
 }
 
@@ -735,7 +736,7 @@ test_refusals(const char *dir, const char *good)
     sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL);
     open_fails(good, STORE_READER, "schema version 7");
     open_fails(good, STORE_WRITER, "schema version 7");
-    sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL);
     sqlite3_close(db);
     free(missing);
     free(nodir);
@@ -807,6 +808,8 @@ static const char schema_v1[] =
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
     " DELETE FROM messages_fts WHERE rowid = old.seq;"
     " END;";
+/* Migration 2 exactly as it shipped. */
+static const char schema_v2[] = "ALTER TABLE messages ADD COLUMN tls_peer TEXT;";
 /* clang-format on */
 
 static void
@@ -851,7 +854,7 @@ test_migrate_v1(const char *dir)
     store *st = store_open(path, STORE_WRITER, err, sizeof(err));
     if (!CHECK(st != NULL, "writer migrates schema 1: %s", err))
         goto out;
-    side_query_is(path, "PRAGMA user_version", "2");
+    side_query_is(path, "PRAGMA user_version", "3");
     side_query_is(
         path, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'tls_peer'", "1");
     side_query_is(path, "SELECT quote(tls_peer) || auth_user FROM messages WHERE id = 'old1'",
@@ -885,7 +888,7 @@ test_migrate_v1(const char *dir)
     st = store_open(path, STORE_WRITER, err, sizeof(err));
     CHECK(st != NULL && store_count(st) == 4, "reopen after migration: %s", err);
     store_close(st);
-    side_query_is(path, "PRAGMA user_version", "2");
+    side_query_is(path, "PRAGMA user_version", "3");
 out:
     store_close(old_rd);
     free(path);
@@ -917,7 +920,614 @@ test_memory(void)
           "empty row");
     store_row_cleanup(&row);
     fixture_cleanup(&f);
+
+    /* ":memory:" is a temporary file that a reader opens by path, gone after close */
+    char *tmp = strdup(store_path(st));
+    CHECK(tmp != NULL && strcmp(tmp, ":memory:") != 0 && access(tmp, F_OK) == 0,
+          "memory store's file: %s", tmp ? tmp : "(null)");
+    CHECK(store_file_size(st) == 0, "memory store's size is 0");
+    store *rd = store_open(tmp, STORE_READER, err, sizeof(err));
+    CHECK(rd != NULL && store_count(rd) == 2, "reader on the memory store: %s", err);
+    store_close(rd);
     store_close(st);
+    char wal[4200];
+    snprintf(wal, sizeof(wal), "%s-wal", tmp);
+    CHECK(access(tmp, F_OK) != 0 && access(wal, F_OK) != 0, "temporary file removed: %s", tmp);
+    free(tmp);
+}
+
+/* ---- the HTTP API's queries ------------------------------------------------------- */
+
+/* A message for the API tests: a summary made by hand (no MIME needed), raw of size
+   octets. */
+typedef struct api_msg {
+    const char *id;
+    int64_t received_ms;
+    const char *from, *to, *cc, *reply_to, *subject, *message_id, *text;
+    unsigned attachments;
+    size_t size;
+    const char *rcpts[3];
+    const char *tags[3];
+} api_msg;
+
+static const api_msg api_msgs[] = {
+    {"a1",
+     1000,
+     "Alice <alice@example.com>",
+     "bob@example.net",
+     "",
+     "",
+     "Weekly report",
+     "w1@example.com",
+     "zebrafish numbers",
+     0,
+     100,
+     {"bob@example.net"},
+     {NULL}},
+    {"a2",
+     2000,
+     "Bob <bob@example.net>",
+     "Carol <carol@example.org>",
+     "dave@example.org",
+     "noreply@example.net",
+     "Invoice 50% off_now",
+     "inv2@example.net",
+     "invoice attached",
+     1,
+     2000,
+     {"carol@example.org", "Dave@Example.org", "secret@hidden.example"},
+     {"Billing", " urgent ", "billing"}},
+    {"a3",
+     3000,
+     "alice@example.com",
+     "eve@example.com",
+     "",
+     "",
+     "Re: weekly REPORT",
+     "r3@x",
+     "nothing here",
+     2,
+     50,
+     {"eve@example.com", "\"odd \\\" quote\"@example.org"},
+     {"BILLING"}},
+    {"a4",
+     4000,
+     "frank@example.com",
+     "frank@example.com",
+     "",
+     "",
+     "back\\slash",
+     "",
+     "",
+     0,
+     5000,
+     {"frank@example.com"},
+     {NULL}},
+};
+#define API_N (sizeof(api_msgs) / sizeof(api_msgs[0]))
+
+static void
+api_put(store *st, const api_msg *m, size_t n)
+{
+    static char raw[8192];
+    memset(raw, 'x', sizeof(raw));
+    mime_summary *sums = calloc(n, sizeof(*sums));
+    store_msg *msgs = calloc(n, sizeof(*msgs));
+    if (sums == NULL || msgs == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        sums[i] = (mime_summary){.from = (char *)m[i].from,
+                                 .to = (char *)m[i].to,
+                                 .cc = (char *)m[i].cc,
+                                 .reply_to = (char *)m[i].reply_to,
+                                 .subject = (char *)m[i].subject,
+                                 .date = "",
+                                 .message_id = (char *)m[i].message_id,
+                                 .snippet = "",
+                                 .text = (char *)m[i].text,
+                                 .attachments = m[i].attachments,
+                                 .attachment_names = ""};
+        size_t nr = 0, nt = 0;
+        while (nr < 3 && m[i].rcpts[nr] != NULL)
+            nr++;
+        while (nt < 3 && m[i].tags[nt] != NULL)
+            nt++;
+        msgs[i] = (store_msg){.id = m[i].id,
+                              .received_ms = m[i].received_ms,
+                              .sender = "s@example.com",
+                              .rcpts = m[i].rcpts,
+                              .rcpt_count = nr,
+                              .client_addr = "192.0.2.1",
+                              .raw = raw,
+                              .raw_len = m[i].size,
+                              .summary = &sums[i],
+                              .tags = nt > 0 ? m[i].tags : NULL,
+                              .tag_count = nt};
+    }
+    char err[256] = "";
+    CHECK(store_put_batch(st, msgs, n, err, sizeof(err)) == 0, "api put: %s", err);
+    free(sums);
+    free(msgs);
+}
+
+/* Builds a query by hand (the parser is search.c's business): "field:value" pairs. */
+typedef struct qb {
+    search_term terms[8];
+    search_query q;
+} qb;
+
+static search_query *
+qb_make(qb *b, size_t n, const search_term *terms)
+{
+    memset(b, 0, sizeof(*b));
+    for (size_t i = 0; i < n && i < 8; i++)
+        b->terms[i] = terms[i];
+    b->q.terms = b->terms;
+    b->q.count = n;
+    return &b->q;
+}
+#define Q(b, ...)                                                                                  \
+    qb_make((b), sizeof((search_term[]){__VA_ARGS__}) / sizeof(search_term),                       \
+            (search_term[]){__VA_ARGS__})
+#define T(f, v)                                                                                    \
+    {                                                                                              \
+        .field = (f), .value = (char *)(v)                                                         \
+    }
+#define NT(f, v)                                                                                   \
+    {                                                                                              \
+        .field = (f), .value = (char *)(v), .negated = true                                        \
+    }
+#define TN(f, n)                                                                                   \
+    {                                                                                              \
+        .field = (f), .number = (n)                                                                \
+    }
+
+typedef struct ids_seen {
+    int n;
+    char ids[512]; /* "a4 a3 ..." */
+    char tags[8][64];
+    char rcpts_json[8][160];
+} ids_seen;
+
+static bool
+ids_cb(const store_row *row, void *ctx)
+{
+    ids_seen *s = ctx;
+    size_t len = strlen(s->ids);
+    snprintf(s->ids + len, sizeof(s->ids) - len, "%s%s", len ? " " : "", row->id);
+    if (s->n < 8) {
+        snprintf(s->tags[s->n], sizeof(s->tags[0]), "%s", row->tags);
+        snprintf(s->rcpts_json[s->n], sizeof(s->rcpts_json[0]), "%s", row->rcpts_json);
+    }
+    s->n++;
+    return true;
+}
+
+/* The ids store_search returns, space-separated, newest first ("-1" on error). */
+static const char *
+api_ids(store *st, const search_query *q, size_t start, size_t limit, ids_seen *s)
+{
+    memset(s, 0, sizeof(*s));
+    long n = store_search(st, q, start, limit, ids_cb, s);
+    if (n < 0)
+        snprintf(s->ids, sizeof(s->ids), "-1");
+    else if (n != s->n)
+        snprintf(s->ids, sizeof(s->ids), "count mismatch");
+    return s->ids;
+}
+
+#define SEARCH_IS(st, q, want)                                                                     \
+    do {                                                                                           \
+        ids_seen s_;                                                                               \
+        const char *got_ = api_ids((st), (q), 0, 0, &s_);                                          \
+        CHECK(strcmp(got_, (want)) == 0, "search at line %d: got '%s', want '%s'", __LINE__, got_, \
+              (want));                                                                             \
+    } while (0)
+
+static void
+test_api_search(store *st)
+{
+    qb b;
+    ids_seen s;
+    /* paging: newest first, start beyond the end, limit 0 = all */
+    CHECK(strcmp(api_ids(st, NULL, 0, 0, &s), "a4 a3 a2 a1") == 0, "all: %s", s.ids);
+    CHECK(strcmp(api_ids(st, NULL, 1, 2, &s), "a3 a2") == 0, "start 1 limit 2: %s", s.ids);
+    CHECK(strcmp(api_ids(st, NULL, 2, 5, &s), "a2 a1") == 0, "limit past the end: %s", s.ids);
+    CHECK(strcmp(api_ids(st, NULL, 3, 0, &s), "a1") == 0, "start 3, limit 0: %s", s.ids);
+    CHECK(strcmp(api_ids(st, NULL, 4, 10, &s), "") == 0, "start at the end: %s", s.ids);
+    CHECK(strcmp(api_ids(st, NULL, 1000, 0, &s), "") == 0, "start beyond: %s", s.ids);
+    CHECK(strcmp(api_ids(st, NULL, SIZE_MAX, SIZE_MAX, &s), "") == 0, "SIZE_MAX: %s", s.ids);
+    CHECK(strcmp(api_ids(st, &(search_query){0}, 0, 1, &s), "a4") == 0, "count 0, limit 1");
+    CHECK(store_search(st, NULL, 0, 0, stop_cb, NULL) == 1, "callback stops the search");
+
+    /* row fields the API needs */
+    api_ids(st, NULL, 0, 0, &s);
+    CHECK(strcmp(s.tags[2], "Billing\nurgent") == 0, "a2 tags: [%s]", s.tags[2]);
+    CHECK(strcmp(s.tags[1], "Billing") == 0, "a3's BILLING is the tag Billing: [%s]", s.tags[1]);
+    CHECK(strcmp(s.tags[0], "") == 0, "a4 no tags: [%s]", s.tags[0]);
+    CHECK(strcmp(s.rcpts_json[2],
+                 "[\"carol@example.org\",\"Dave@Example.org\",\"secret@hidden.example\"]") == 0,
+          "rcpts_json: %s", s.rcpts_json[2]);
+
+    SEARCH_IS(st, Q(&b, T(SEARCH_FROM, "alice")), "a3 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_FROM, "ALICE@EXAMPLE")), "a3 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TO, "carol")), "a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TO, "secret@hidden")), "a2");  /* envelope only */
+    SEARCH_IS(st, Q(&b, T(SEARCH_TO, "odd \\\" quote")), "a3"); /* escaped in the JSON */
+    SEARCH_IS(st, Q(&b, T(SEARCH_TO, "odd \" quote")), "");     /* the \ is part of it */
+    SEARCH_IS(st, Q(&b, T(SEARCH_TO, "\",\"")), "");            /* no JSON syntax */
+    SEARCH_IS(st, Q(&b, T(SEARCH_CC, "DAVE")), "a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_BCC, "secret")), "a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_BCC, "carol")), ""); /* in To */
+    SEARCH_IS(st, Q(&b, T(SEARCH_BCC, "dave")), "");  /* in Cc, other case */
+    SEARCH_IS(st, Q(&b, T(SEARCH_BCC, "odd")), "a3"); /* not in To */
+    SEARCH_IS(st, Q(&b, T(SEARCH_BCC, "eve")), "");   /* bare address in To */
+    SEARCH_IS(st, Q(&b, T(SEARCH_BCC, "example")), "a3 a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_REPLY_TO, "noreply")), "a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_SUBJECT, "report")), "a3 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_SUBJECT, "re: weekly")), "a3");
+    SEARCH_IS(st, Q(&b, T(SEARCH_SUBJECT, "%")), "a2");  /* literal, not a wildcard */
+    SEARCH_IS(st, Q(&b, T(SEARCH_SUBJECT, "_")), "a2");  /* literal, not a wildcard */
+    SEARCH_IS(st, Q(&b, T(SEARCH_SUBJECT, "\\")), "a4"); /* the escape character itself */
+    SEARCH_IS(st, Q(&b, T(SEARCH_SUBJECT, "'; DROP TABLE messages; --")), "");
+    SEARCH_IS(st, Q(&b, T(SEARCH_MESSAGE_ID, "inv2")), "a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TAG, "billing")), "a3 a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TAG, "URGENT")), "a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TAG, "bill")), ""); /* exact, not contains */
+    SEARCH_IS(st, Q(&b, T(SEARCH_TAG, "%")), "");
+    SEARCH_IS(st, Q(&b, T(SEARCH_IS_TAGGED, NULL)), "a3 a2");
+    SEARCH_IS(st, Q(&b, T(SEARCH_IS_UNREAD, NULL)), "a4 a3 a2 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_IS_READ, NULL)), "");
+    SEARCH_IS(st, Q(&b, T(SEARCH_HAS_ATTACHMENT, NULL)), "a3 a2");
+    SEARCH_IS(st, Q(&b, TN(SEARCH_BEFORE, 2000)), "a1");
+    SEARCH_IS(st, Q(&b, TN(SEARCH_AFTER, 2000)), "a4 a3 a2");
+    SEARCH_IS(st, Q(&b, TN(SEARCH_LARGER, 2000)), "a4");
+    SEARCH_IS(st, Q(&b, TN(SEARCH_SMALLER, 100)), "a3");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "zebrafish")), "a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "ZEBRA")), "a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "invoice attached")), "a2"); /* a phrase */
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "attached invoice")), "");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "frank")), "a4"); /* addresses are indexed */
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "\"a OR b*")), "");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "!!!")), ""); /* nothing searchable */
+    SEARCH_IS(st, Q(&b, NT(SEARCH_TEXT, "!!!")), "a4 a3 a2 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "zebrafish"), T(SEARCH_TEXT, "!!!")), "");
+    /* negation, and combinations */
+    SEARCH_IS(st, Q(&b, NT(SEARCH_FROM, "alice")), "a4 a2");
+    SEARCH_IS(st, Q(&b, NT(SEARCH_HAS_ATTACHMENT, NULL)), "a4 a1");
+    SEARCH_IS(st, Q(&b, NT(SEARCH_TEXT, "zebrafish")), "a4 a3 a2");
+    SEARCH_IS(st, Q(&b, NT(SEARCH_TAG, "billing")), "a4 a1");
+    SEARCH_IS(st, Q(&b, NT(SEARCH_IS_TAGGED, NULL)), "a4 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_FROM, "alice"), T(SEARCH_SUBJECT, "weekly")), "a3 a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_FROM, "alice"), T(SEARCH_HAS_ATTACHMENT, NULL)), "a3");
+    SEARCH_IS(st, Q(&b, T(SEARCH_FROM, "alice"), NT(SEARCH_TEXT, "zebrafish")), "a3");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "numbers"), T(SEARCH_TEXT, "zebrafish")), "a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "numbers"), NT(SEARCH_TEXT, "zebrafish")), "");
+    SEARCH_IS(st, Q(&b, TN(SEARCH_AFTER, 2000), TN(SEARCH_BEFORE, 4000), NT(SEARCH_TAG, "urgent")),
+              "a3");
+    /* paging a search */
+    CHECK(strcmp(api_ids(st, Q(&b, TN(SEARCH_AFTER, 0)), 1, 2, &s), "a3 a2") == 0,
+          "search page: %s", s.ids);
+
+    /* thousands of terms: no "expression tree too large" */
+    size_t many = 3000;
+    search_term *terms = calloc(many, sizeof(*terms));
+    if (terms == NULL)
+        abort();
+    for (size_t i = 0; i < many; i++)
+        terms[i] = (search_term){.field = i % 3 == 0   ? SEARCH_FROM
+                                          : i % 3 == 1 ? SEARCH_TEXT
+                                                       : SEARCH_IS_UNREAD,
+                                 .value = i % 3 == 2 ? NULL : (char *)"alice",
+                                 .negated = false};
+    search_query mq = {terms, many};
+    SEARCH_IS(st, &mq, "a3 a1");
+    for (size_t i = 0; i < many; i++)
+        terms[i] = (search_term){.field = SEARCH_TEXT, .value = (char *)"zzz", .negated = true};
+    SEARCH_IS(st, &mq, "a4 a3 a2 a1");
+    free(terms);
+
+    /* counts and latest */
+    store_counts c;
+    CHECK(store_mailbox_counts(st, &c) == 0 && c.total == 4 && c.unread == 4, "mailbox %ld/%ld",
+          c.total, c.unread);
+    CHECK(store_search_counts(st, Q(&b, T(SEARCH_HAS_ATTACHMENT, NULL)), &c) == 0 && c.total == 2 &&
+              c.unread == 2,
+          "search counts %ld/%ld", c.total, c.unread);
+    CHECK(store_search_counts(st, NULL, &c) == 0 && c.total == 4, "counts of all");
+    CHECK(store_search_counts(st, Q(&b, T(SEARCH_TEXT, "?")), &c) == 0 && c.total == 0,
+          "counts of nothing");
+    char *id = store_latest_id(st, NULL);
+    CHECK(id != NULL && strcmp(id, "a4") == 0, "latest %s", id ? id : "(null)");
+    free(id);
+    id = store_latest_id(st, Q(&b, T(SEARCH_FROM, "bob")));
+    CHECK(id != NULL && strcmp(id, "a2") == 0, "latest from bob %s", id ? id : "(null)");
+    free(id);
+    CHECK(store_latest_id(st, Q(&b, T(SEARCH_FROM, "nobody"))) == NULL, "latest of none");
+}
+
+static void
+test_api_read(store *st, const char *path)
+{
+    qb b;
+    store_counts c;
+    int64_t v0 = store_change_counter(st);
+    store *rd = store_open(path, STORE_READER, (char[256]){0}, 256);
+    CHECK(rd != NULL, "reader");
+    int64_t r0 = store_change_counter(rd);
+    CHECK(v0 >= 0 && r0 >= 0, "change counters %lld %lld", (long long)v0, (long long)r0);
+
+    const char *ids[] = {"a1", "nope", "a1", NULL};
+    CHECK(store_set_read(st, ids, 4, NULL, true) == 1, "read a1 once");
+    CHECK(store_change_counter(st) > v0, "own change counted");
+    CHECK(store_change_counter(rd) > r0, "the reader sees the writer's commit");
+    CHECK(store_mailbox_counts(st, &c) == 0 && c.total == 4 && c.unread == 3, "unread 3: %ld",
+          c.unread);
+    SEARCH_IS(st, Q(&b, T(SEARCH_IS_READ, NULL)), "a1");
+    SEARCH_IS(st, Q(&b, T(SEARCH_IS_UNREAD, NULL)), "a4 a3 a2");
+    CHECK(store_search_counts(st, Q(&b, T(SEARCH_FROM, "alice")), &c) == 0 && c.total == 2 &&
+              c.unread == 1,
+          "search counts with one read: %ld/%ld", c.total, c.unread);
+    CHECK(store_set_read(st, NULL, 0, Q(&b, T(SEARCH_FROM, "alice")), true) == 1,
+          "read by query: only a3 changes");
+    CHECK(store_set_read(rd, NULL, 0, NULL, true) == 2, "a reader marks all read");
+    CHECK(store_mailbox_counts(st, &c) == 0 && c.unread == 0, "unread 0: %ld", c.unread);
+    int64_t v1 = store_change_counter(st);
+    CHECK(v1 > v0, "the writer sees the reader's commit");
+    CHECK(store_set_read(st, NULL, 0, &(search_query){0}, true) == 0, "nothing left to read");
+    CHECK(store_set_read(st, NULL, 0, NULL, false) == 4, "all unread");
+    CHECK(store_mailbox_counts(rd, &c) == 0 && c.unread == 4, "reader: unread 4");
+    CHECK(store_set_read(st, (const char *[]){"a2"}, 1, NULL, false) == 0, "already unread");
+    CHECK(store_set_read(st, NULL, 0, Q(&b, T(SEARCH_TEXT, "!")), true) == 0, "query of none");
+    store_close(rd);
+}
+
+typedef struct tag_list {
+    char text[512]; /* "name=count name=count" */
+} tag_list;
+
+static bool
+tag_cb(const char *tag, long count, void *ctx)
+{
+    tag_list *l = ctx;
+    size_t len = strlen(l->text);
+    snprintf(l->text + len, sizeof(l->text) - len, "%s%s=%ld", len ? " " : "", tag, count);
+    return true;
+}
+
+static const char *
+tags_now(store *st, tag_list *l)
+{
+    memset(l, 0, sizeof(*l));
+    if (store_tags(st, tag_cb, l) < 0)
+        snprintf(l->text, sizeof(l->text), "-1");
+    return l->text;
+}
+
+static void
+test_api_tags(store *st, const char *path)
+{
+    tag_list l;
+    store_row row;
+    CHECK(strcmp(tags_now(st, &l), "Billing=2 urgent=1") == 0, "tags: %s", l.text);
+    const char *a1[] = {"a1"};
+    const char *t1[] = {"  zeta ", "Alpha", "alpha", "", " \t ", "two\nlines"};
+    CHECK(store_set_tags(st, a1, 1, t1, 6) == 1, "tag a1");
+    CHECK(store_get(st, "a1", &row) == 0 && strcmp(row.tags, "Alpha\ntwo lines\nzeta") == 0,
+          "a1 tags: [%s]", row.tags);
+    store_row_cleanup(&row);
+    CHECK(strcmp(tags_now(st, &l), "Alpha=1 Billing=2 two lines=1 urgent=1 zeta=1") == 0,
+          "tags: %s", l.text);
+    CHECK(store_set_tags(st, a1, 1, t1, 6) == 0, "same tags again: no change");
+    CHECK(store_set_tags(st, (const char *[]){"nope"}, 1, t1, 6) == 0, "unknown id");
+    const char *t2[] = {"BILLING"};
+    const char *a12[] = {"a1", "a2", "a9"};
+    CHECK(store_set_tags(st, a12, 3, t2, 1) == 2, "replace on a1 and a2");
+    CHECK(strcmp(tags_now(st, &l), "Billing=3") == 0, "old tags gone: %s", l.text);
+    CHECK(store_set_tags(st, a12, 3, NULL, 0) == 2, "clear");
+    CHECK(strcmp(tags_now(st, &l), "Billing=1") == 0, "cleared: %s", l.text);
+    /* a tag nobody has any more is gone; the next spelling is the new name */
+    CHECK(store_set_tags(st, (const char *[]){"a3"}, 1, (const char *[]){"billing"}, 1) == 1,
+          "rename by case");
+    CHECK(strcmp(tags_now(st, &l), "billing=1") == 0, "renamed: %s", l.text);
+    side_query_is(path, "SELECT count(*) FROM tags", "1");
+    /* put a2 back as it was for the delete tests */
+    CHECK(store_set_tags(st, (const char *[]){"a2"}, 1, (const char *[]){"Urgent", "billing"}, 2) ==
+              1,
+          "a2 retagged");
+}
+
+typedef struct deleted {
+    int n;
+    char ids[256];
+} deleted;
+
+static void
+deleted_cb(const char *id, void *ctx)
+{
+    deleted *d = ctx;
+    size_t len = strlen(d->ids);
+    snprintf(d->ids + len, sizeof(d->ids) - len, "%s%s", len ? " " : "", id);
+    d->n++;
+}
+
+/* The FTS index, counters and tag links agree with the messages. */
+static void
+api_consistent(const char *path, const char *total)
+{
+    side_query_is(path, "SELECT count(*) FROM messages", total);
+    side_query_is(path, "SELECT count(*) FROM messages_fts", total);
+    side_query_is(path, "SELECT total FROM mailbox_counts", total);
+    side_query_is(path,
+                  "SELECT (SELECT unread FROM mailbox_counts) ="
+                  " (SELECT count(*) FROM messages WHERE read = 0)",
+                  "1");
+    side_query_is(
+        path, "SELECT count(*) FROM message_tags WHERE seq NOT IN (SELECT seq FROM messages)", "0");
+    side_query_is(path,
+                  "SELECT count(*) FROM tags WHERE count <>"
+                  " (SELECT count(*) FROM message_tags WHERE tag_id = tags.id) OR count <= 0",
+                  "0");
+}
+
+static void
+test_api_delete(store *st, const char *path)
+{
+    qb b;
+    deleted d = {0};
+    tag_list l;
+    api_consistent(path, "4");
+    CHECK(store_delete_matching(st, (const char *[]){"a1", "nope", "a1"}, 3, NULL, deleted_cb,
+                                &d) == 1 &&
+              strcmp(d.ids, "a1") == 0,
+          "delete by id: %s", d.ids);
+    api_consistent(path, "3");
+    SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "zebrafish")), "");
+    memset(&d, 0, sizeof(d));
+    CHECK(store_delete_matching(st, NULL, 0, Q(&b, T(SEARCH_TAG, "URGENT")), deleted_cb, &d) == 1 &&
+              strcmp(d.ids, "a2") == 0,
+          "delete by tag: %s", d.ids);
+    api_consistent(path, "2");
+    CHECK(strcmp(tags_now(st, &l), "billing=1") == 0, "tags after delete: %s", l.text);
+    memset(&d, 0, sizeof(d));
+    CHECK(store_delete_matching(st, NULL, 0, Q(&b, T(SEARCH_TEXT, "nothing")), deleted_cb, &d) ==
+                  1 &&
+              strcmp(d.ids, "a3") == 0,
+          "delete by text: %s", d.ids);
+    api_consistent(path, "1");
+    CHECK(strcmp(tags_now(st, &l), "") == 0, "no tags left: %s", l.text);
+    CHECK(store_delete_matching(st, NULL, 0, Q(&b, T(SEARCH_FROM, "nobody")), NULL, NULL) == 0,
+          "delete none");
+    memset(&d, 0, sizeof(d));
+    CHECK(store_delete_matching(st, NULL, 0, NULL, deleted_cb, &d) == 1 && strcmp(d.ids, "a4") == 0,
+          "delete all: %s", d.ids);
+    api_consistent(path, "0");
+    store_counts c;
+    CHECK(store_mailbox_counts(st, &c) == 0 && c.total == 0 && c.unread == 0, "empty counts");
+    CHECK(store_latest_id(st, NULL) == NULL, "no latest");
+}
+
+static int bulk_seen;
+static void
+bulk_cb(const char *id, void *ctx)
+{
+    (void)ctx;
+    bulk_seen += id != NULL;
+}
+
+/* More rows than one chunk of a bulk change (STORE_CHUNK_ROWS, 2000). */
+static void
+test_api_bulk(store *st, const char *path)
+{
+    enum { N = 4500 };
+    api_msg *m = calloc(N, sizeof(*m));
+    char(*ids)[16] = calloc(N, sizeof(*ids));
+    if (m == NULL || ids == NULL)
+        abort();
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "bulk%d", i);
+        m[i] = api_msgs[i % 2];
+        m[i].id = ids[i];
+        m[i].received_ms = 10000 + i;
+    }
+    api_put(st, m, N);
+    qb b;
+    store_counts c;
+    CHECK(store_set_read(st, NULL, 0, NULL, true) == N, "bulk read all");
+    CHECK(store_mailbox_counts(st, &c) == 0 && c.total == N && c.unread == 0, "bulk counts");
+    CHECK(store_set_read(st, NULL, 0, Q(&b, T(SEARCH_FROM, "bob")), false) == N / 2,
+          "bulk unread half");
+    CHECK(store_search_counts(st, Q(&b, T(SEARCH_IS_UNREAD, NULL)), &c) == 0 && c.total == N / 2 &&
+              c.unread == N / 2,
+          "bulk unread count %ld", c.total);
+    bulk_seen = 0;
+    CHECK(store_delete_matching(st, NULL, 0, Q(&b, T(SEARCH_TEXT, "zebrafish")), bulk_cb, NULL) ==
+                  N / 2 + N % 2 &&
+              bulk_seen == N / 2 + N % 2,
+          "bulk delete by text: %d told", bulk_seen);
+    char want[16];
+    snprintf(want, sizeof(want), "%d", N / 2);
+    api_consistent(path, want);
+    bulk_seen = 0;
+    CHECK(store_delete_matching(st, NULL, 0, NULL, bulk_cb, NULL) == N / 2 && bulk_seen == N / 2,
+          "bulk delete all");
+    api_consistent(path, "0");
+    free(m);
+    free(ids);
+}
+
+static void
+test_api(const char *dir)
+{
+    char *path = path_in(dir, "api.db");
+    char err[256] = "";
+    store *st = store_open(path, STORE_WRITER, err, sizeof(err));
+    if (!CHECK(st != NULL, "api open: %s", err)) {
+        free(path);
+        return;
+    }
+    CHECK(strcmp(store_path(st), path) == 0, "store_path: %s", store_path(st));
+    api_put(st, api_msgs, API_N);
+    CHECK(store_file_size(st) > 0, "file size %lld", (long long)store_file_size(st));
+    test_api_search(st);
+    test_api_read(st, path);
+    test_api_tags(st, path);
+    test_api_delete(st, path);
+    test_api_bulk(st, path);
+    store_close(st);
+    free(path);
+}
+
+/* A schema-2 database (the release before the HTTP API) as it was: migrated to 3 by the
+   writer, keeping its messages, with counts that match them. */
+static void
+test_migrate_v2(const char *dir)
+{
+    char *path = path_in(dir, "v2.db");
+    char err[256] = "";
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "create v2");
+    exec_ok(db, "PRAGMA journal_mode = WAL");
+    exec_ok(db, schema_v1);
+    exec_ok(db, schema_v2);
+    exec_ok(db, "INSERT INTO messages (id, received_ms, sender, rcpts, client_addr, size, raw,"
+                " subject, read, tls_peer) VALUES"
+                " ('o1', 1, 'a@x', '[\"b@y\"]', '', 3, X'616263', 'first', 1, 'CN=x'),"
+                " ('o2', 2, 'a@x', '[\"c@y\"]', '', 3, X'616263', 'second', 0, NULL)");
+    exec_ok(db, "INSERT INTO messages_fts (rowid, subject, addresses, body, attachment_names)"
+                " SELECT seq, subject, sender, 'old body', '' FROM messages");
+    exec_ok(db, "PRAGMA user_version = 2");
+    sqlite3_close(db);
+
+    store *rd = store_open(path, STORE_READER, err, sizeof(err));
+    CHECK(rd != NULL, "reader on schema 2: %s", err);
+    store_counts c;
+    tag_list l;
+    qb b;
+    if (rd != NULL) {
+        CHECK(store_mailbox_counts(rd, &c) == 0 && c.total == 2 && c.unread == 1,
+              "schema-2 counts without the counter: %ld/%ld", c.total, c.unread);
+        SEARCH_IS(rd, Q(&b, T(SEARCH_IS_TAGGED, NULL)), "");
+        SEARCH_IS(rd, Q(&b, T(SEARCH_SUBJECT, "first")), "o1");
+        CHECK(strcmp(tags_now(rd, &l), "") == 0, "no tags on schema 2");
+    }
+    store *st = store_open(path, STORE_WRITER, err, sizeof(err));
+    if (CHECK(st != NULL, "writer migrates schema 2: %s", err)) {
+        side_query_is(path, "PRAGMA user_version", "3");
+        CHECK(store_mailbox_counts(st, &c) == 0 && c.total == 2 && c.unread == 1,
+              "migrated counts: %ld/%ld", c.total, c.unread);
+        SEARCH_IS(st, Q(&b, T(SEARCH_TEXT, "old body")), "o2 o1");
+        SEARCH_IS(st, Q(&b, T(SEARCH_IS_READ, NULL)), "o1");
+        CHECK(store_set_tags(st, (const char *[]){"o1"}, 1, (const char *[]){"kept"}, 1) == 1,
+              "tag a migrated message");
+        SEARCH_IS(st, Q(&b, T(SEARCH_TAG, "kept")), "o1");
+        api_consistent(path, "2");
+        store_close(st);
+    }
+    if (rd != NULL) /* opened before the migration: goes on as schema 2 */
+        SEARCH_IS(rd, Q(&b, T(SEARCH_SUBJECT, "second")), "o2");
+    store_close(rd);
+    free(path);
 }
 
 int
@@ -957,6 +1567,8 @@ main(void)
     test_refusals(dir, path);
     test_corrupt_pages(dir);
     test_migrate_v1(dir);
+    test_migrate_v2(dir);
+    test_api(dir);
     test_memory();
     sqlite3_reset_auto_extension();
 
