@@ -478,6 +478,19 @@ server_plain(struct evhttp_request *req, int status, const char *text)
     http_reply_text(&r, status, text);
 }
 
+/* "/a/../b", "/./x", "/.." : no route has such segments, and the UI's files are looked
+   up by exact name, but a dot segment in a request is a probe or a broken client. */
+static bool
+server_has_dot_segment(const char *path)
+{
+    for (const char *p = path; (p = strstr(p, "/.")); p++) {
+        size_t n = p[2] == '.' ? 3 : 2;
+        if (p[n] == '/' || p[n] == '\0')
+            return true;
+    }
+    return false;
+}
+
 /* Path below the webroot ("/api/v1/info"), or NULL after answering (404 outside the
    root, a redirect for the root without its slash). */
 static const char *
@@ -559,7 +572,7 @@ server_request_cb(struct evhttp_request *req, void *arg)
         server_plain(req, 503, "server stopping");
         return;
     }
-    if (!path || path[0] != '/') {
+    if (!path || path[0] != '/' || server_has_dot_segment(path)) {
         server_plain(req, 400, "bad request target");
         return;
     }

@@ -2,9 +2,9 @@
  * wait.c - GET /api/v1/wait?query=Q&timeout=S&count=N (our addition to Mailpit's API):
  * answers as soon as at least N (default 1) messages match the search Q (every message
  * when Q is empty), with the same MessagesSummary as GET /api/v1/search (api_search
- * builds it, reading query, start, limit and tz itself). Until then the request is held
- * and re-checked after every stored batch; after S seconds (default 30, at most 300)
- * it gets 408 with a plain-text reason.
+ * builds it, reading query, start, limit and tz itself; without Q, api_messages_list). Until then
+ * the request is held and re-checked after every stored batch; after S seconds (default 30, at most
+ * 300) it gets 408 with a plain-text reason.
  *
  * Bounded: at most WAIT_MAX waiters (503 beyond). A client that goes away is noticed
  * through the connection's close callback, which frees its waiter.
@@ -65,6 +65,19 @@ wait_unlink_free(wait_one *one)
     free(one);
 }
 
+/* The MessagesSummary: GET /api/v1/search's, or for an empty query (which /search
+   refuses, as Mailpit does) GET /api/v1/messages's, which is the same object. */
+static void
+wait_answer(http_req *r)
+{
+    const char *q = http_param(r, "query");
+
+    if (q && *q)
+        api_search(r);
+    else
+        api_messages_list(r);
+}
+
 /* The waiter leaves the list and its request gets its answer (or none, when the
    client is gone: then evhttp frees the request). */
 static void
@@ -77,7 +90,7 @@ wait_finish(wait_one *one, bool satisfied)
 
     evhttp_connection_set_closecb(one->conn, NULL, NULL);
     if (satisfied) {
-        api_search(&r);
+        wait_answer(&r);
     } else {
         http_reply_error(&r, 408, "timeout: fewer than %zu matching message%s after %u s", count,
                          count == 1 ? "" : "s", secs);
@@ -216,7 +229,7 @@ api_wait(http_req *r)
     if (met < 0) {
         http_reply_text(r, 500, "cannot read the store");
     } else if (met == 1) {
-        api_search(r);
+        wait_answer(r);
     } else if (timeout_s == 0) {
         http_reply_error(r, 408, "timeout: fewer than %zu matching message%s", count,
                          count == 1 ? "" : "s");
