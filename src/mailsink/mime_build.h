@@ -23,13 +23,18 @@ typedef struct mime_built {
 
 /*
  * req: the parsed JSON body. Fields: From {Email, Name} (required, Email a valid
- * address), To, Cc, ReplyTo (arrays of {Email, Name}), Bcc (array of address strings),
- * Subject, Text, HTML, Headers (object name -> string; may not override From/To/Cc/
- * Subject/Date/Message-Id/MIME-Version/Content-*), Tags (array of strings), Attachments
- * (array of {Content (base64), Filename, ContentType, ContentID}). At least one
- * recipient. Adds Date (now) and a Message-Id (@hostname). 0, or -1 with Mailpit's kind
- * of message in err ("From.Email is required", "invalid To address 'x'",
- * "Attachments[0].Content is not base64").
+ * address), To, Cc, ReplyTo (arrays of {Email, Name}), Bcc (array of address strings;
+ * envelope only, never a header), Subject, Text, HTML, Headers (object name -> string;
+ * names RFC 5322 field names; may not override To/From/Cc/Bcc/Reply-To/Sender/
+ * Return-Path/Received/Date/Subject/MIME-Version/Content-*, nor X-Tags when Tags are
+ * given; a Message-Id replaces the generated one), Tags (array of strings, also written
+ * as X-Tags as Mailpit does), Attachments (array of {Content (base64, a "data:...,"
+ * prefix allowed), Filename, ContentType (sniffed when absent), ContentID}). At least
+ * one recipient; at most 1000 recipients and 1000 of each list. No CR or LF in anything
+ * that becomes a header. Adds Date (now), a Message-Id (@hostname) and MIME-Version.
+ * Text and HTML line ends become CRLF. 0, or -1 with Mailpit's kind of message in err
+ * ("From.Email is required", "invalid To address: x", "cannot overwrite header:
+ * \"Subject\"", "Attachments[0].Content is not base64"); out is then empty.
  */
 int mime_build_send(const json_t *req, const char *hostname, mime_built *out, char *err,
                     size_t errsize);
