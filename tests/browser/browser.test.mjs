@@ -2,7 +2,7 @@
 // message view with the HTML in a sandboxed iframe, attachment download, delete, search,
 // keyboard, phone width, and a hostile message that must run nothing.
 //
-// Environment (run.sh sets it): MAILSINK_HTTP (http://127.0.0.1:PORT/), MAILSINK_SMTP
+// Environment (run.sh sets it; not MAILSINK_* names: mailsink reads those): UI_HTTP (http://127.0.0.1:PORT/), UI_SMTP
 // (127.0.0.1:PORT), PW_MODULES (where playwright-core is installed), CHROMIUM,
 // TEST_OUTPUT_DIR (screenshots).
 
@@ -15,10 +15,10 @@ import {after, before, describe, test} from 'node:test';
 
 import {sendMail} from './smtp.mjs';
 
-const HTTP = process.env.MAILSINK_HTTP;
-const SMTP = process.env.MAILSINK_SMTP;
+const HTTP = process.env.UI_HTTP;
+const SMTP = process.env.UI_SMTP;
 const OUT = process.env.TEST_OUTPUT_DIR;
-const PREFIXED = process.env.MAILSINK_HTTP_PREFIXED || ''; // same UI under --webroot
+const PREFIXED = process.env.UI_HTTP_PREFIXED || ''; // same UI under --webroot
 const {chromium} = createRequire(path.join(process.env.PW_MODULES, 'package.json'))('playwright-core');
 
 const WAIT = 10000; // any single UI wait
@@ -62,7 +62,8 @@ function watch(p) {
         return d.dismiss();
     });
     p.on('console', (m) => {
-        if (/pwned/i.test(m.text())) pwned.push(`console: ${m.text()}`);
+        // the payload logs; the browser's own reports of what it blocked are warnings/errors
+        if (m.type() === 'log' && /PWNED-LOG/.test(m.text())) pwned.push(`console: ${m.text()}`);
     });
     p.on('pageerror', (e) => pageErrors.push(e.message));
     return p;
@@ -147,7 +148,7 @@ async function idOf(subject) {
 // the page, call the exposed __pwned (here or in the parent) and open a dialog.
 const beacon = (w) =>
     `document.documentElement.setAttribute('data-pwned','${w}');document.title='PWNED';` +
-    `window.__pwned&&__pwned('${w}');parent.__pwned&&parent.__pwned('${w}');alert('pwned ${w}')`;
+    `console.log('PWNED-LOG ${w}');window.__pwned&&__pwned('${w}');parent.__pwned&&parent.__pwned('${w}');alert('pwned ${w}')`;
 
 const row = (p, subject) => p.locator('li.msg', {hasText: subject});
 
@@ -313,9 +314,10 @@ describe('mailsink web UI', () => {
         const p = watch(await context.newPage());
         const before = pwned.length;
         await p.setContent(`<p>x</p><img src="data:," onerror="${beacon('control')}">`);
-        for (let i = 0; i < 50 && pwned.length < before + 2; i++) await p.waitForTimeout(100);
+        for (let i = 0; i < 50 && pwned.length < before + 3; i++) await p.waitForTimeout(100);
         assert.ok(pwned.some((x) => x.includes('__pwned(control)')), 'the exposed function was called');
         assert.ok(pwned.some((x) => /dialog alert/.test(x)), 'the dialog was seen');
+        assert.ok(pwned.some((x) => /console: PWNED-LOG control/.test(x)), 'the console line was seen');
         assert.equal(await p.locator('[data-pwned]').count(), 1, 'the document was marked');
         pwned.length = before; // expected: not a finding
         await p.close();
@@ -448,7 +450,7 @@ describe('mailsink web UI', () => {
     if (PREFIXED)
         test('under --webroot the UI builds every URL below the prefix', T, async () => {
             const subject = uniq('Prefixed');
-            await sendMail(process.env.MAILSINK_SMTP_PREFIXED, [{from: 'p@example.com', to: ['r@example.com'], data: richMessage({
+            await sendMail(process.env.UI_SMTP_PREFIXED, [{from: 'p@example.com', to: ['r@example.com'], data: richMessage({
                 subject, html: '<p id="p">PREFIX-HTML</p>', text: 'x'})}]);
             const p = watch(await context.newPage());
             const paths = [];

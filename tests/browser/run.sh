@@ -69,10 +69,10 @@ start_mailsink() {
 }
 
 start_mailsink root
-export MAILSINK_SMTP=$smtp_addr MAILSINK_HTTP=$http_url
+export UI_SMTP=$smtp_addr UI_HTTP=$http_url
 start_mailsink prefixed --webroot /mail/
-export MAILSINK_SMTP_PREFIXED=$smtp_addr MAILSINK_HTTP_PREFIXED=$http_url
-echo "browser tests: mailsink at $MAILSINK_HTTP (SMTP $MAILSINK_SMTP), prefixed at $MAILSINK_HTTP_PREFIXED"
+export UI_SMTP_PREFIXED=$smtp_addr UI_HTTP_PREFIXED=$http_url
+echo "browser tests: mailsink at $UI_HTTP (SMTP $UI_SMTP), prefixed at $UI_HTTP_PREFIXED"
 
 export CHROMIUM=$chromium TEST_OUTPUT_DIR=$out
 export PW_MODULES=$modules

@@ -38,7 +38,7 @@ const view = new MessageView(ui.messageView, {
     newer: () => openSibling(-1),
 });
 
-let route = {view: 'list', q: '', start: 0};
+let route = {view: 'none'}; // nothing shown yet
 let lastListHash = '#/';
 let totals = {total: 0, unread: 0}; // the whole mailbox, kept by "stats" events
 let reloadTimer = 0;
@@ -67,6 +67,7 @@ async function onRoute() {
     if (route.view === 'message') {
         ui.listView.hidden = true;
         ui.messageView.hidden = false;
+        // Esc goes back in history only when the list was shown before (in this page)
         route.fromList = previous.view === 'list';
         if (!list.loaded) reload(false); // opened by link: the list is there for j/k and Esc
         const msg = await view.show(route.id);
@@ -279,7 +280,8 @@ function onKey(e) {
         return handled();
     case 'Enter':
     case 'o':
-        if (!inList || (e.key === 'Enter' && onControl && !target.matches('a.open'))) return;
+        // Enter on a link or button does what that control does (a row's link opens it)
+        if (!inList || (e.key === 'Enter' && onControl)) return;
         openCurrent();
         return handled();
     case 'Delete':

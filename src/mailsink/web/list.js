@@ -21,6 +21,15 @@ export class MessageList {
         this.counts = {total: 0, unread: 0, matching: 0, matchingUnread: 0};
         this.seq = 0;
         this.abort = null;
+        // Tab or a click onto a row makes it the current one, so j/k continue from there.
+        ul.addEventListener('focusin', (e) => {
+            const li = e.target.closest('li.msg');
+            const i = li ? this.indexOf(li.dataset.id) : -1;
+            if (i >= 0 && i !== this.current) {
+                this.current = i;
+                this.markCurrent(false);
+            }
+        });
     }
 
     // Fetch one page; a newer load cancels an older one still in flight.
@@ -76,7 +85,7 @@ export class MessageList {
         box.checked = this.selected.has(id);
         const li = h(
             'li',
-            {class: m.Read ? 'msg' : 'msg unread', 'data-id': id},
+            {class: `msg${m.Read ? '' : ' unread'}${this.selected.has(id) ? ' selected' : ''}`, 'data-id': id},
             box,
             h(
                 'a',
@@ -222,7 +231,6 @@ export class MessageList {
         this.messages[i].Tags = Array.isArray(tags) ? tags : [];
         const old = this.rows.get(String(id));
         const fresh = this.row(this.messages[i]);
-        if (this.selected.has(String(id))) fresh.classList.add('selected');
         old.replaceWith(fresh);
         this.markCurrent(false);
     }
