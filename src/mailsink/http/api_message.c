@@ -273,9 +273,9 @@ static struct evbuffer *
 api_view_rewrite(http_req *r, const api_msg *m, const char *html, size_t len, bool embed)
 {
     struct evbuffer *out = evbuffer_new();
-    json_t *msg = mime_message_json(m->raw, m->len);
+    json_t *msg = NULL; /* parsed at the first cid: (most HTML has none) */
     char *eid = evhttp_encode_uri(m->id);
-    if (!out || !msg || !eid)
+    if (!out || !eid)
         goto fail;
     if (embed && evbuffer_add_printf(out, "<base target=\"_blank\">\n") < 0)
         goto fail;
@@ -286,6 +286,8 @@ api_view_rewrite(http_req *r, const api_msg *m, const char *html, size_t len, bo
         size_t v = i + 4, end = v;
         while (end < len && !api_view_cid_end(html[end]))
             end++;
+        if (!msg && !(msg = mime_message_json(m->raw, m->len)))
+            goto fail;
         const char *part = api_view_cid_part(msg, html + v, end - v);
         if (!part)
             continue;

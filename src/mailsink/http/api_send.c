@@ -20,10 +20,6 @@
 
 #define API_SEND_ID_LEN 22
 
-/* TEMPORARY while mime_build.c is being written: link without it (then 501). */
-#pragma weak mime_build_send
-#pragma weak mime_built_cleanup
-
 /* A send waiting for its commit. */
 typedef struct api_send_pending {
     http_ctx *ctx;
@@ -136,10 +132,6 @@ void
 api_send(http_req *r)
 {
     const config *cfg = r->ctx->cfg;
-    if (!mime_build_send) {
-        api_send_error(r, 501, "not implemented yet");
-        return;
-    }
     size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(r->req));
     if (cfg->max_send_size && len > cfg->max_send_size) {
         api_send_error(r, 413, "request body too large");
