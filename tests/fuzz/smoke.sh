@@ -3,8 +3,9 @@
 #
 # Each target first replays its regression inputs (tests/fuzz/regressions/<target>/*),
 # then fuzzes from a temporary copy of its seed corpus (the checked-in corpus is never
-# modified) with the SMTP dictionary. Fails on any crash, leak, timeout or invariant
-# failure; crash inputs are left in the printed artifacts directory. Prints exec counts.
+# modified) with the SMTP dictionary (fuzz_search: search.dict). Fails on any crash, leak,
+# timeout or invariant failure; crash inputs are left in the printed artifacts directory.
+# Prints exec counts.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -17,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/smtpd-fuzz.XXXXXX")
 status=0
 
-for target in fuzz_session fuzz_parse fuzz_body; do
+for target in fuzz_session fuzz_parse fuzz_body fuzz_search; do
     bin="$build/tests/fuzz/$target"
     if [ ! -x "$bin" ]; then
         echo "smoke: $bin not found (configure with -DSMTPD_FUZZ=ON -DCMAKE_C_COMPILER=clang)" >&2
@@ -41,8 +42,12 @@ for target in fuzz_session fuzz_parse fuzz_body; do
         echo "smoke: $target: $(ls "$regdir" | wc -l) regression inputs pass"
     fi
 
+    dict="$here/smtp.dict"
+    if [ "$target" = fuzz_search ]; then
+        dict="$here/search.dict"
+    fi
     log="$work/$target.log"
-    if "$bin" "$corpus" -dict="$here/smtp.dict" -max_total_time="$secs" -rss_limit_mb=2048 \
+    if "$bin" "$corpus" -dict="$dict" -max_total_time="$secs" -rss_limit_mb=2048 \
             -timeout=10 -max_len=8192 -print_final_stats=1 -artifact_prefix="$artifacts" \
             > "$log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
