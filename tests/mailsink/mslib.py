@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(_HERE))
 _LISTENING = re.compile(r"listening on (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)")
 # "HTTP on http://127.0.0.1:PORT/" (the --webroot path instead of "/"); main.c prints it
 # after the listening lines and before "database PATH".
-_HTTP_ON = re.compile(r"HTTP on (https?://\S+)")
+_HTTP_ON = re.compile(r"HTTP on (https?://[^\s\"\\]+)")
 
 
 def mailsink_bin():
