@@ -430,6 +430,71 @@ describe('mailsink web UI', () => {
         external.length = seen; // that request was the point of this test
     });
 
+    test('inline images (cid:) show inside the sandbox', T, async () => {
+        const subject = uniq('Inline image');
+        const png = Buffer.from(
+            'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+        const b = `=-rel-${crypto.randomBytes(6).toString('hex')}`;
+        await send([
+            'From: Inline <inline@example.com>',
+            'To: rcpt@example.com',
+            `Subject: ${subject}`,
+            'MIME-Version: 1.0',
+            `Content-Type: multipart/related; boundary="${b}"`,
+            '',
+            `--${b}`,
+            'Content-Type: text/html; charset=utf-8',
+            '',
+            '<p id="i">inline</p><img id="dot" width="20" height="20" src="cid:dot@browser.test">',
+            `--${b}`,
+            'Content-Type: image/png',
+            'Content-ID: <dot@browser.test>',
+            'Content-Disposition: inline; filename="dot.png"',
+            'Content-Transfer-Encoding: base64',
+            '',
+            png.toString('base64'),
+            `--${b}--`,
+            '',
+        ].join('\n'));
+        await openList(page);
+        await row(page, subject).locator('a.open').click();
+        const frame = page.frameLocator('iframe.html-body');
+        await frame.locator('#i').waitFor();
+        const loaded = async () => frame.locator('#dot').evaluate((img) => img.complete && img.naturalWidth);
+        for (let i = 0; i < 50 && !(await loaded()); i++) await page.waitForTimeout(100);
+        assert.equal(await loaded(), 1, 'the inline image loaded from the server');
+        assert.match(await page.textContent('.attachments'), /dot\.png/);
+    });
+
+    test('toolbar: select, mark read and unread; every control has a name', T, async () => {
+        const subject = uniq('Toolbar');
+        await send(plainMessage(subject));
+        await openList(page);
+        const r = row(page, subject);
+        await r.waitFor();
+        const id = await idOf(subject);
+        const isRead = async () => (await apiJSON(`api/v1/search?query=${encodeURIComponent(`subject:"${subject}"`)}`)).messages[0].Read;
+        await r.locator('input.select').check();
+        assert.equal(await page.textContent('#delete-selected'), 'Delete (1)');
+        await page.click('#mark-read');
+        await page.waitForFunction((i) => !document.querySelector(`li.msg[data-id="${i}"]`).classList.contains('unread'), id);
+        assert.equal(await isRead(), true);
+        await page.click('#mark-unread');
+        await page.waitForFunction((i) => document.querySelector(`li.msg[data-id="${i}"]`).classList.contains('unread'), id);
+        assert.equal(await isRead(), false);
+        // accessibility basics: buttons and inputs all have a name
+        const unnamed = await page.evaluate(() => {
+            const bad = [];
+            for (const b of document.querySelectorAll('button, a[href]'))
+                if (!(b.getAttribute('aria-label') || b.textContent.trim())) bad.push(b.outerHTML.slice(0, 80));
+            for (const i of document.querySelectorAll('input'))
+                if (!(i.getAttribute('aria-label') || (i.id && document.querySelector(`label[for="${i.id}"]`)))) bad.push(i.outerHTML.slice(0, 80));
+            return bad;
+        });
+        assert.deepEqual(unnamed, []);
+        await r.locator('input.select').uncheck();
+    });
+
     test('phone width (375 px)', T, async () => {
         const phone = watch(await context.newPage());
         await phone.setViewportSize({width: 375, height: 740});
