@@ -110,7 +110,7 @@ build_address_is_valid(const char *a)
         unsigned char c = (unsigned char)*p;
         if (c <= ' ' || c == 0x7F || strchr("<>()[]\\,;:\"", c) != NULL)
             return false;
-        if (p > at && c == '@')
+        if (p != at && c == '@') /* one '@': a quoted local part holding one is not taken */
             return false;
     }
     const char *d = at + 1;
@@ -658,7 +658,8 @@ mime_build_send(const json_t *req, const char *hostname, mime_built *out, char *
         rc = build_write(&b, out);
     out->rcpts = calloc(b.rcpts->len ? b.rcpts->len : 1, sizeof(*out->rcpts));
     if (out->rcpts != NULL) {
-        memcpy(out->rcpts, b.rcpts->pdata, b.rcpts->len * sizeof(*out->rcpts));
+        if (b.rcpts->len > 0)
+            memcpy(out->rcpts, b.rcpts->pdata, b.rcpts->len * sizeof(*out->rcpts));
         out->rcpt_count = b.rcpts->len;
     } else {
         for (guint i = 0; i < b.rcpts->len; i++)
