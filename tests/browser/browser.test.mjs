@@ -383,8 +383,16 @@ describe('mailsink web UI', () => {
         await page.press('#search', 'Enter');
         await page.waitForFunction(() => document.querySelectorAll('li.msg').length === 1);
         assert.match(await page.textContent('li.msg .subject'), /Weekly/);
+        // a search the server cannot read: its reason, and no stale rows
+        await page.fill('#search', 'before:not-a-date');
+        await page.press('#search', 'Enter');
+        await page.waitForSelector('#list-notice.error:not([hidden])');
+        assert.match(await page.textContent('#list-notice'), /Search failed: 400/);
+        assert.equal(await page.locator('li.msg').count(), 0);
         await page.click('#search-clear');
         await page.waitForFunction(() => !document.querySelector('#counts').textContent.includes('matching'));
+        await page.waitForSelector('#list-notice', {state: 'hidden'});
+        assert.ok((await page.locator('li.msg').count()) >= 3);
     });
 
     test('paging: 50 per page', T, async () => {
@@ -401,6 +409,10 @@ describe('mailsink web UI', () => {
         await page.waitForFunction(() => document.querySelector('#range').textContent.startsWith('51–55 of 55'));
         assert.equal(await page.locator('li.msg').count(), 5);
         assert.equal(await page.isDisabled('#next'), true);
+        await page.click('#first');
+        await page.waitForFunction(() => document.querySelector('#range').textContent.startsWith('1–50'));
+        await page.click('#last');
+        await page.waitForFunction(() => document.querySelector('#range').textContent.startsWith('51–55 of 55'));
         await page.click('#prev');
         await page.waitForFunction(() => document.querySelector('#range').textContent.startsWith('1–50'));
         // select the page and delete the selection (confirm accepted)

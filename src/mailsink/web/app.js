@@ -15,8 +15,10 @@ const ui = {
     searchClear: $('#search-clear'),
     counts: $('#counts'),
     range: $('#range'),
+    first: $('#first'),
     prev: $('#prev'),
     next: $('#next'),
+    last: $('#last'),
     selectAll: $('#select-all'),
     markRead: $('#mark-read'),
     markUnread: $('#mark-unread'),
@@ -100,12 +102,17 @@ async function reload(focus) {
         if (await list.load(route.view === 'list' ? route.q : list.query, route.view === 'list' ? route.start : list.start)) {
             totals = {total: list.counts.total, unread: list.counts.unread};
             ui.notice.hidden = true;
+            ui.notice.classList.remove('error');
             if (focus && route.view === 'list' && !ui.search.matches(':focus')) list.markCurrent(true);
             updateChrome();
         }
     } catch (e) {
         if (e.name === 'AbortError') return;
-        toast(`Could not load messages: ${e.message}`, true);
+        // e.g. 400 for a search the server cannot read: say why, show no stale rows
+        if (route.view === 'list') list.fail(route.q, route.start);
+        fill(ui.notice, route.q ? `Search failed: ${e.message}` : `Could not load messages: ${e.message}`);
+        ui.notice.classList.add('error');
+        ui.notice.hidden = false;
     }
 }
 
@@ -125,8 +132,8 @@ function updateChrome() {
         searching ? `${list.counts.matching} matching · ` : '',
         `${totals.total} message${totals.total === 1 ? '' : 's'} · ${totals.unread} unread`);
     fill(ui.range, n ? `${list.start + 1}–${list.start + n} of ${count}` : '');
-    ui.prev.disabled = list.start === 0;
-    ui.next.disabled = list.start + n >= count;
+    ui.first.disabled = ui.prev.disabled = list.start === 0;
+    ui.last.disabled = ui.next.disabled = list.start + n >= count;
     const sel = list.selected.size;
     ui.markRead.disabled = ui.markUnread.disabled = ui.deleteSelected.disabled = sel === 0;
     fill(ui.deleteSelected, sel ? `Delete (${sel})` : 'Delete');
@@ -208,7 +215,9 @@ function openCurrent() {
 function wireToolbar() {
     ui.searchForm.addEventListener('submit', (e) => {
         e.preventDefault();
-        location.hash = listHash(ui.search.value.trim(), 0);
+        const hash = listHash(ui.search.value.trim(), 0);
+        if (location.hash === hash) reload(true); // the same search again: ask again
+        else location.hash = hash;
     });
     ui.search.addEventListener('input', () => (ui.searchClear.hidden = !ui.search.value && !list.query));
     ui.searchClear.addEventListener('click', () => {
@@ -217,6 +226,11 @@ function wireToolbar() {
     });
     ui.prev.addEventListener('click', () => (location.hash = listHash(list.query, Math.max(0, list.start - PAGE_SIZE))));
     ui.next.addEventListener('click', () => (location.hash = listHash(list.query, list.start + PAGE_SIZE)));
+    ui.first.addEventListener('click', () => (location.hash = listHash(list.query, 0)));
+    ui.last.addEventListener('click', () => {
+        const count = list.query ? list.counts.matching : totals.total;
+        location.hash = listHash(list.query, Math.max(0, Math.floor((count - 1) / PAGE_SIZE) * PAGE_SIZE));
+    });
     ui.selectAll.addEventListener('change', () => list.selectAll(ui.selectAll.checked));
     ui.markRead.addEventListener('click', () => markRead([...list.selected], true));
     ui.markUnread.addEventListener('click', () => markRead([...list.selected], false));
@@ -368,6 +382,7 @@ function connectEvents() {
 function showNewer() {
     fill(ui.notice, 'New messages arrived. ',
         h('button', {type: 'button', onclick: () => (location.hash = listHash(list.query, 0))}, 'Show newest'));
+    ui.notice.classList.remove('error');
     ui.notice.hidden = false;
 }
 

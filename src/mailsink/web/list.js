@@ -63,6 +63,15 @@ export class MessageList {
         return true;
     }
 
+    // The page could not be loaded: show nothing rather than another query's rows.
+    fail(query, start) {
+        this.query = query;
+        this.start = start;
+        this.loaded = true;
+        this.counts.matching = this.counts.matchingUnread = 0;
+        this.clear();
+    }
+
     render() {
         this.rows.clear();
         const items = this.messages.map((m) => this.row(m));
