@@ -223,6 +223,43 @@ api_messages_put_body(http_req *r)
     return body;
 }
 
+/* Events for a change by search or of all messages name at most this many (the newest:
+   what open pages show); beyond, the UI has the stats event. */
+#define API_MESSAGES_EVENT_MAX 1000
+
+static bool
+api_messages_id_cb(const store_row *row, void *ctx)
+{
+    return json_array_append_new(ctx, api_string(row->id)) == 0;
+}
+
+/*
+ * The ids (newest first, at most API_MESSAGES_EVENT_MAX) of the messages matching q (NULL
+ * = all) whose read flag is not `read` yet: q with one more term, is:unread or is:read.
+ * NULL when that cannot be found out (then no per-message events are sent).
+ */
+static json_t *
+api_messages_changing(http_ctx *ctx, const search_query *q, bool read)
+{
+    size_t count = q ? q->count : 0;
+    search_term *terms = calloc(count + 1, sizeof *terms);
+    json_t *ids = json_array();
+    if (!terms || !ids)
+        goto fail;
+    if (count)
+        memcpy(terms, q->terms, count * sizeof *terms); /* borrowed values, not freed */
+    terms[count].field = read ? SEARCH_IS_UNREAD : SEARCH_IS_READ;
+    search_query q2 = {.terms = terms, .count = count + 1};
+    if (store_search(ctx->st, &q2, 0, API_MESSAGES_EVENT_MAX, api_messages_id_cb, ids) < 0)
+        goto fail;
+    free(terms);
+    return ids;
+fail:
+    free(terms);
+    json_decref(ids);
+    return NULL;
+}
+
 void
 api_messages_read(http_req *r)
 {
@@ -233,6 +270,7 @@ api_messages_read(http_req *r)
     size_t n = 0;
     search_query q = {0};
     bool use_q = false;
+    json_t *changing = NULL;
     const json_t *jread = json_object_get(body, "Read");
     const json_t *jsearch = json_object_get(body, "Search");
     if (jread && !json_is_boolean(jread) && !json_is_null(jread)) {
@@ -254,19 +292,23 @@ api_messages_read(http_req *r)
         use_q = true;
     }
     http_ctx *ctx = r->ctx;
+    /* by search or all: learn first which (newest) messages will change, for events */
+    changing = n == 0 ? api_messages_changing(ctx, use_q ? &q : NULL, read) : NULL;
     long changed = store_set_read(ctx->st, ids, n, use_q ? &q : NULL, read);
     if (changed < 0) {
         http_reply_error(r, 500, "cannot update: the store failed");
         goto out;
     }
-    /* per-message events only when we know which; a search or "all" change is seen
-       through the stats event (the UI reloads its page then) */
     for (size_t i = 0; i < n && changed > 0; i++)
         api_event_read(ctx, ids[i], read);
+    size_t k;
+    json_t *v;
+    json_array_foreach(changing, k, v) api_event_read(ctx, json_string_value(v), read);
     if (changed > 0)
         http_events_stats_changed(ctx);
     http_reply_ok(r);
 out:
+    json_decref(changing);
     search_query_free(&q);
     free(ids);
     json_decref(body);
