@@ -94,15 +94,15 @@ def five(ms):
     return list(reversed(ids))
 
 
-@pytest.mark.parametrize("start,limit,want", [
+@pytest.mark.parametrize("first,limit,want", [
     (0, 2, [0, 1]), (2, 2, [2, 3]), (4, 2, [4]), (3, 10, [3, 4]), (5, 2, []),
     (100, 2, []), (0, 0, [0, 1, 2, 3, 4]), (2, 0, [2, 3, 4]), (0, 5, [0, 1, 2, 3, 4]),
     (0, 1, [0]), (4, 1, [4]),
 ])
-def test_paging(api, five, start, limit, want):
-    doc = api.messages(start=start, limit=limit)
+def test_paging(api, five, first, limit, want):
+    doc = api.messages(start=first, limit=limit)
     assert [m["ID"] for m in doc["messages"]] == [five[i] for i in want]
-    assert doc["start"] == start
+    assert doc["start"] == first
     assert doc["count"] == len(want)
     assert doc["total"] == 5 and doc["messages_count"] == 5 and doc["unread"] == 5
 
@@ -214,10 +214,10 @@ def test_delete_by_ids(ms, api, five):
 
 
 def test_delete_by_search(api, five):
-    api.ok("DELETE", "/api/v1/search", params={"query": "subject:p3"})
-    assert api.ids() == [five[0], five[1], five[2], five[4]]
+    api.ok("DELETE", "/api/v1/search", params={"query": "subject:p3"})  # five[1]
+    assert api.ids() == [five[0], five[2], five[3], five[4]]
     api.ok("DELETE", "/api/v1/search", params={"query": "-subject:p0"})
-    assert api.ids() == [five[0]]
+    assert api.ids() == [five[4]]
 
 
 @pytest.mark.parametrize("params", [{}, {"query": ""}, {"query": "before:xyz"},

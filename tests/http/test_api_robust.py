@@ -166,7 +166,7 @@ def status_of(reply):
     b"GET\r\n\r\n",
     b"\x00\x01\x02\xff\r\n\r\n",
     b"GET /api/v1/messages HTTP/9.9\r\n\r\n",
-])
+], ids=lambda b: b[:40].decode("latin-1").split("\r")[0][:32])
 def test_malformed_http(ms, api, req):
     send(ms, make_msg(subject="survivor"))
     reply = raw_request(api, req)
@@ -186,7 +186,8 @@ def test_malformed_http(ms, api, req):
     b'\xef\xbb\xbf{"Read": true}',
     b'{"Read": true}\x00garbage',
     b'{"Search": "' + b"(" * 10000 + b'", "Read": true}',
-])
+], ids=["deep", "many-ids", "huge-id", "nul-id", "dup-key", "bom", "trailing-nul",
+        "parens"])
 def test_hostile_json_bodies(ms, api, body):
     send(ms, make_msg(subject="survivor"))
     for method, path in (("PUT", "/api/v1/messages"), ("PUT", "/api/v1/tags"),

@@ -87,7 +87,7 @@ CASES = [
     ("to:bob@beta.example", ["M1", "M5"]),
     ("to:beta.example", ["M1", "M3", "M5"]),
     ("to:hidden@secret.example", ["M5"]),  # envelope recipients count as To
-    ("to:erin", []),
+    ("to:erin", ["M2"]),  # Cc in the header, but an envelope recipient
     ("cc:erin", ["M2"]),
     ("cc:eps.example", ["M2"]),
     ("bcc:hidden", ["M5"]),

@@ -162,8 +162,6 @@ GOOD = {"From": {"Email": "app@x.example"}, "To": [{"Email": "u@y.example"}], "S
     {"From": {"Email": "app@x.example"}, "To": [{"Email": "u@y.example"}], "Bcc": [5]},
     {"From": {"Email": "app@x.example"}, "To": [{"Email": "u@y.example"}],
      "Attachments": [{"Content": "!!! not base64 !!!", "Filename": "x.bin"}]},
-    {"From": {"Email": "app@x.example"}, "To": [{"Email": "u@y.example"}],
-     "Attachments": [{"Filename": "nocontent.bin"}]},
     {"From": {"Email": "app@x.example"}, "To": [{"Email": "u@y.example"}], "Subject": 5},
     {"From": {"Email": "app@x.example"}, "To": [{"Email": "u@y.example"}], "Tags": "t"},
     {"From": {"Email": "app@x.example\r\nBcc: evil@z.example"}, "To": [{"Email": "u@y.example"}]},
