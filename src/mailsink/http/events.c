@@ -66,13 +66,17 @@ events_unlink(events_stream *s)
 }
 
 /* evhttp is closing the connection (the client went away, or a timeout): forget the
-   stream; evhttp frees the request itself. */
+   stream. When the client went away, libevent 2.1 has already detached our unfinished
+   request from the connection and leaves it to us: ending it frees it. Otherwise (the
+   connection is freed with the request on it) evhttp frees it. */
 static void
 events_close_cb(struct evhttp_connection *conn, void *arg)
 {
     events_stream *s = arg;
     (void)conn;
 
+    if (!evhttp_request_get_connection(s->req))
+        evhttp_request_free(s->req);
     events_unlink(s);
     free(s);
 }

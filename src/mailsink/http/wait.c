@@ -98,11 +98,17 @@ wait_finish(wait_one *one, bool satisfied)
     wait_unlink_free(one);
 }
 
+/* The client went away: libevent 2.1 detached our unanswered request from the
+   connection and leaves it to us (see events_close_cb). */
 static void
 wait_close_cb(struct evhttp_connection *conn, void *arg)
 {
+    wait_one *one = arg;
     (void)conn;
-    wait_unlink_free(arg);
+
+    if (!evhttp_request_get_connection(one->req))
+        evhttp_request_free(one->req);
+    wait_unlink_free(one);
 }
 
 static void
