@@ -21,8 +21,8 @@ const OUT = process.env.TEST_OUTPUT_DIR;
 const PREFIXED = process.env.UI_HTTP_PREFIXED || ''; // same UI under --webroot
 const {chromium} = createRequire(path.join(process.env.PW_MODULES, 'package.json'))('playwright-core');
 
-const WAIT = 10000; // any single UI wait
-const T = {timeout: 90000}; // any single test
+const WAIT = 20000; // any single UI wait (generous: test machines are busy)
+const T = {timeout: 120000}; // any single test
 
 let browser;
 let context;
@@ -353,6 +353,11 @@ describe('mailsink web UI', () => {
         assert.match(await page.locator('li.msg.current').getAttribute('class'), /unread/);
         await page.keyboard.press('o');
         await page.waitForSelector('#message-view:not([hidden]) h2');
+        // j/k in a message move to the older/newer one; Esc still returns to the list
+        await page.keyboard.press('j');
+        await page.waitForFunction((s) => document.querySelector('#message-view h2')?.textContent === s, subjects[0]);
+        await page.keyboard.press('k');
+        await page.waitForFunction((s) => document.querySelector('#message-view h2')?.textContent === s, subjects[1]);
         await page.keyboard.press('Escape');
         await page.waitForSelector('#list-view:not([hidden])');
         await page.keyboard.press('#');

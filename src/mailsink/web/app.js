@@ -70,7 +70,8 @@ async function onRoute() {
         ui.listView.hidden = true;
         ui.messageView.hidden = false;
         // Esc goes back in history only when the list was shown before (in this page)
-        route.fromList = previous.view === 'list';
+        // (j/k between messages replace the history entry, so that stays true)
+        route.fromList = previous.view === 'list' || (previous.view === 'message' && previous.fromList);
         if (!list.loaded) reload(false); // opened by link: the list is there for j/k and Esc
         const msg = await view.show(route.id);
         if (msg) {
