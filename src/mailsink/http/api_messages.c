@@ -6,6 +6,7 @@
  */
 #include "mailsink/http/api_json.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,9 @@ api_messages_page(http_req *r, const search_query *q)
     size_t start, limit;
     if (http_param_size(r, "start", 0, &start) < 0 || http_param_size(r, "limit", 50, &limit) < 0)
         return;
+    /* past any real mailbox, and still a JSON integer when echoed back */
+    if (start > (size_t)INT64_MAX)
+        start = (size_t)INT64_MAX;
     http_ctx *ctx = r->ctx;
     store_counts box, match;
     if (store_mailbox_counts(ctx->st, &box) < 0 ||
