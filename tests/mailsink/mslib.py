@@ -276,8 +276,16 @@ class Db:
         self.conn.row_factory = sqlite3.Row
         self.columns = [r[1] for r in self.conn.execute("PRAGMA table_info(messages)")]
         assert self.columns, "no table 'messages' in %s" % path
-        for need in ("id", "raw"):
-            assert need in self.columns, "messages has no column %r: %r" % (need, self.columns)
+        assert "id" in self.columns, "messages has no column 'id': %r" % self.columns
+        # schema 3 keeps the raw message in message_raw (seq, raw), beside the summary
+        raw_cols = [r[1] for r in self.conn.execute("PRAGMA table_info(message_raw)")]
+        if "raw" in self.columns:
+            self._select = "SELECT * FROM messages WHERE id = ?"
+        else:
+            assert "raw" in raw_cols and "seq" in self.columns, (
+                "no raw column in messages %r or message_raw %r" % (self.columns, raw_cols))
+            self._select = ("SELECT m.*, r.raw AS raw FROM messages m "
+                            "LEFT JOIN message_raw r ON r.seq = m.seq WHERE m.id = ?")
 
     def close(self):
         self.conn.close()
@@ -295,14 +303,15 @@ class Db:
         return self.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
 
     def row(self, mid):
-        r = self.conn.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
+        r = self.conn.execute(self._select, (mid,)).fetchone()
         return dict(r) if r is not None else None
 
     def raw(self, mid):
-        r = self.conn.execute("SELECT raw FROM messages WHERE id = ?", (mid,)).fetchone()
-        if r is None:
+        r = self.row(mid)
+        if r is None or r["raw"] is None:
             return None
-        return bytes(r[0]) if not isinstance(r[0], str) else r[0].encode("utf-8")
+        raw = r["raw"]
+        return bytes(raw) if not isinstance(raw, str) else raw.encode("utf-8")
 
     def body(self, mid):
         """raw[trace_size:]: the message as the client sent it (after unstuffing)."""
