@@ -4,13 +4,17 @@
  * search with hostile queries, byte-exact raw, pruning, deletes keeping the FTS index
  * consistent, a reader beside the writer, disk full and a locked store (nothing of a
  * failed batch visible), corrupt and too-new databases refused, the TLS and AUTH facts
- * kept, and a schema-1 database read as it is and migrated by the writer.
+ * kept, schema-1 and schema-2 databases read as they are and migrated by the writer; and
+ * the HTTP API's queries (sqlite_query.c): paging, every search filter with negation and
+ * combinations, counts, latest, read flags, tags, deletes by ids/query/all in chunks
+ * with the FTS index, counters and tags kept in step, ":memory:" as a temporary file.
  *
  * Standalone (no cmocka); build by hand, e.g. from the repository root:
  *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fsanitize=address,undefined \
- *      -Isrc -Iinclude $(pkg-config --cflags gmime-3.0 | sed 's/-I/-isystem /g') \
+ *      -Isrc -Iinclude $(pkg-config --cflags gmime-3.0 jansson | sed 's/-I/-isystem /g') \
  *      tests/mailsink_store/store_selftest.c src/mailsink/store/sqlite.c \
- *      src/mailsink/mime.c $(pkg-config --libs sqlite3 gmime-3.0) -lpthread
+ *      src/mailsink/store/sqlite_query.c src/mailsink/mime.c src/mailsink/mime_message.c \
+ *      $(pkg-config --libs sqlite3 gmime-3.0 jansson openssl) -lpthread
  * Exit status 0 when every check passed.
  */
 #include "mailsink/mime.h"
