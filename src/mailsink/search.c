@@ -23,7 +23,8 @@
  * - SIZE: digits with an optional fraction, then optional b, k/kb/kib, m/mb/mib or
  *   g/gb/gib (1024-based, any case, one optional space). Above 2^53 is an error.
  * - At most SEARCH_MAX_TERMS terms (the store turns each into SQL).
- * - Zones: NULL, "", UTC, Z, GMT; numeric +-HH[[:]MM] up to 23:59; or an IANA name read
+ * - Zones: NULL, "", UTC, Z, GMT; numeric +-HH[[:]MM] up to 23:59 (a leading space counts
+ *   as '+': URL decoding turns '+' into one); or an IANA name read
  *   from /usr/share/zoneinfo (TZif v1 or v2+ 64-bit data). After the last transition the
  *   footer's POSIX TZ rule applies; if it cannot be read, the last transition's offset.
  *   Leap-second ("right/") zones are refused.
@@ -549,7 +550,8 @@ tz_zone_load(const char *tz, tz_zone *z)
     if (!tz || !*tz || search_ieq(tz, strlen(tz), "UTC") || search_ieq(tz, strlen(tz), "Z") ||
         search_ieq(tz, strlen(tz), "GMT"))
         return 0;
-    if (tz[0] == '+' || tz[0] == '-')
+    /* " 02:00" is "+02:00" after a URL query decoded its '+' as a space */
+    if (tz[0] == '+' || tz[0] == '-' || (tz[0] == ' ' && tz[1] >= '0' && tz[1] <= '9'))
         return tz_numeric(tz, &z->fixed) ? 0 : -1;
     if (!tz_name_is_valid(tz))
         return -1;
