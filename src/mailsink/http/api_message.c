@@ -168,8 +168,7 @@ api_message_disposition(char *buf, size_t size, const char *type, const char *na
         /* RFC 5987 attr-char is sent as is; everything else as %XX */
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
             strchr("!#$&+-.^_`|~", c)) {
-            if (c != 0)
-                enc[e++] = (char)c;
+            enc[e++] = (char)c;
         } else {
             snprintf(enc + e, sizeof enc - e, "%%%02X", c);
             e += 3;
@@ -264,10 +263,44 @@ api_view_cid_part(const json_t *msg, const char *cid, size_t n)
     return NULL;
 }
 
+/* Where in html the end of the first "<NAME" tag is (just past its '>'), or 0. */
+static size_t
+api_view_after_tag(const char *html, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n + 1 < len; i++) {
+        if (html[i] != '<' || strncasecmp(html + i + 1, name, n) != 0)
+            continue;
+        char c = html[i + 1 + n];
+        if (c != '>' && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+            continue;
+        const char *gt = memchr(html + i, '>', len - i);
+        return gt ? (size_t)(gt - html) + 1 : 0;
+    }
+    return 0;
+}
+
+/* Where <base target="_blank"> goes: into the head, else after <html> or the doctype
+   (never before the doctype, which would switch the page to quirks mode). */
+static size_t
+api_view_base_at(const char *html, size_t len)
+{
+    size_t at = api_view_after_tag(html, len, "head");
+    if (!at)
+        at = api_view_after_tag(html, len, "html");
+    if (!at)
+        at = api_view_after_tag(html, len, "!doctype");
+    return at;
+}
+
+/* cid: references looked up at most (each costs a walk over the parts): a hostile
+   message cannot make the rewrite quadratic */
+#define API_VIEW_CID_MAX 1000
+
 /*
  * The HTML with every cid:CONTENT-ID that names one of the message's parts replaced by
  * that part's URL on this server (as Mailpit does), so inline images show in the frame.
- * With embed, a <base target="_blank"> first: links open outside the UI's frame.
+ * With embed, a <base target="_blank"> in the head: links open outside the UI's frame.
  */
 static struct evbuffer *
 api_view_rewrite(http_req *r, const api_msg *m, const char *html, size_t len, bool embed)
@@ -277,12 +310,17 @@ api_view_rewrite(http_req *r, const api_msg *m, const char *html, size_t len, bo
     char *eid = evhttp_encode_uri(m->id);
     if (!out || !eid)
         goto fail;
-    if (embed && evbuffer_add_printf(out, "<base target=\"_blank\">\n") < 0)
-        goto fail;
-    size_t done = 0;
-    for (size_t i = 0; i + 4 <= len; i++) {
+    size_t done = 0, lookups = 0;
+    if (embed) {
+        done = api_view_base_at(html, len);
+        if (evbuffer_add(out, html, done) < 0 ||
+            evbuffer_add_printf(out, "<base target=\"_blank\">") < 0)
+            goto fail;
+    }
+    for (size_t i = done; i + 4 <= len && lookups < API_VIEW_CID_MAX; i++) {
         if (strncasecmp(html + i, "cid:", 4) != 0)
             continue;
+        lookups++;
         size_t v = i + 4, end = v;
         while (end < len && !api_view_cid_end(html[end]))
             end++;
