@@ -64,6 +64,10 @@ function watch(p) {
     p.on('console', (m) => {
         // the payload logs; the browser's own reports of what it blocked are warnings/errors
         if (m.type() === 'log' && /PWNED-LOG/.test(m.text())) pwned.push(`console: ${m.text()}`);
+        // the UI itself must live within its CSP (the message frame's blocks are expected)
+        const where = m.location().url || '';
+        if (/Content Security Policy/i.test(m.text()) && !/\/view\/|^about:srcdoc/.test(where) && !/view\//.test(m.text()))
+            pageErrors.push(`CSP (${where}): ${m.text()}`);
     });
     p.on('pageerror', (e) => pageErrors.push(e.message));
     return p;
