@@ -1526,10 +1526,24 @@ test_migrate_v2(const char *dir)
               "tag a migrated message");
         SEARCH_IS(st, Q(&b, T(SEARCH_TAG, "kept")), "o1");
         api_consistent(path, "2");
+        char *raw = NULL;
+        size_t len = 0;
+        CHECK(store_get_raw(st, "o1", &raw, &len) == 0 && len == 3 && memcmp(raw, "abc", 3) == 0,
+              "raw moved by the migration");
+        free(raw);
+        side_query_is(path, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'raw'",
+                      "0");
         store_close(st);
     }
-    if (rd != NULL) /* opened before the migration: goes on as schema 2 */
+    if (rd != NULL) { /* opened before the migration: goes on as schema 2 */
         SEARCH_IS(rd, Q(&b, T(SEARCH_SUBJECT, "second")), "o2");
+        char *raw = NULL;
+        size_t len = 0;
+        CHECK(store_get_raw(rd, "latest", &raw, &len) == 0 && len == 3 &&
+                  memcmp(raw, "abc", 3) == 0,
+              "a reader from before the migration finds raw in its new place");
+        free(raw);
+    }
     store_close(rd);
     free(path);
 }
