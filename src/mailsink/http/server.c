@@ -55,6 +55,7 @@
 #define HTTP_MAX_PARAMS 64                      /* query parameters per request */
 #define HTTP_MAX_QUEUED_IDS 100000              /* stored ids waiting for the HTTP thread */
 #define HTTP_STOP_FLUSH_MS 200                  /* at stop, time for the last replies to leave */
+#define HTTP_BODY_SLACK 4                       /* bodies up to 4 x --max-send-size are read */
 
 typedef struct http_call {
     void (*fn)(void *);
@@ -810,13 +811,24 @@ out:
     return rc;
 }
 
+static size_t
+server_body_cap(size_t max_send)
+{
+    size_t cap = max_send < SIZE_MAX / HTTP_BODY_SLACK ? max_send * HTTP_BODY_SLACK : SIZE_MAX;
+    cap = cap > ((size_t)1 << 20) ? cap : (size_t)1 << 20;
+    return cap < (size_t)INT64_MAX ? cap : (size_t)INT64_MAX;
+}
+
 static int
 server_setup_http(http_server *h, const config *c)
 {
     if (!(h->http = evhttp_new(h->ctx.base)))
         return -1;
     evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
-    evhttp_set_max_body_size(h->http, (ev_ssize_t)c->max_send_size);
+    /* Bodies a little over --max-send-size are still read, so that the handler refuses
+       them in its own words (POST /api/v1/send: 413 with a JSON error, which clients
+       parse); far beyond, evhttp refuses them itself (413, its HTML page) unread. */
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)server_body_cap(c->max_send_size));
     evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |

@@ -27,6 +27,7 @@
 #define WAIT_MAX 1024
 #define WAIT_DEFAULT_S 30
 #define WAIT_MAX_S 300
+#define WAIT_MAX_COUNT 1000000
 
 typedef struct wait_one {
     struct evhttp_request *req;
@@ -151,6 +152,10 @@ wait_params(http_req *r, size_t *count, unsigned *timeout_s)
     if (http_param_size(r, "count", 1, &n) != 0 ||
         http_param_size(r, "timeout", WAIT_DEFAULT_S, &t) != 0)
         return -1;
+    if (n < 1 || n > WAIT_MAX_COUNT) {
+        http_reply_error(r, 400, "invalid count: 1 to %d", WAIT_MAX_COUNT);
+        return -1;
+    }
     if (t > WAIT_MAX_S) {
         http_reply_error(r, 400, "invalid timeout: at most %d seconds", WAIT_MAX_S);
         return -1;
