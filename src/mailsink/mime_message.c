@@ -105,37 +105,12 @@ mm_leaf_bytes(GMimeObject *leaf)
    up to two line breaks when the next visible character comes, so runs collapse and
    the text never starts or ends with blanks. */
 typedef struct html_out {
-    char *buf;
-    size_t len;
-    size_t cap;
-    bool oom;
+    GString *text;
     bool space;   /* whitespace since the last visible character */
     int newlines; /* line breaks owed (at most 2: a paragraph) */
     int pre;      /* inside <pre>: whitespace kept as it is */
     bool head;    /* inside <head>: nothing shown */
 } html_out;
-
-static void
-html_append(html_out *o, const char *s, size_t n)
-{
-    if (o->oom)
-        return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *p = realloc(o->buf, cap);
-        if (p == NULL) {
-            o->oom = true;
-            return;
-        }
-        o->buf = p;
-        o->cap = cap;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-    o->buf[o->len] = '\0';
-}
 
 /* Visible text: first the whitespace owed, then s. */
 static void
@@ -143,13 +118,13 @@ html_emit(html_out *o, const char *s, size_t n)
 {
     if (n == 0 || o->head)
         return;
-    if (o->len > 0 && o->newlines > 0)
-        html_append(o, "\n\n", (size_t)(o->newlines > 2 ? 2 : o->newlines));
-    else if (o->len > 0 && o->space)
-        html_append(o, " ", 1);
+    if (o->text->len > 0 && o->newlines > 0)
+        g_string_append_len(o->text, "\n\n", o->newlines > 2 ? 2 : o->newlines);
+    else if (o->text->len > 0 && o->space)
+        g_string_append_c(o->text, ' ');
     o->newlines = 0;
     o->space = false;
-    html_append(o, s, n);
+    g_string_append_len(o->text, s, (gssize)n);
 }
 
 static void
@@ -403,10 +378,10 @@ html_markup(html_out *o, const char *p, const char *end)
 char *
 mime_html_to_text(const char *html, size_t len)
 {
-    html_out o = {0};
+    html_out o = {.text = g_string_sized_new(len / 2 + 16)}; /* text is seldom longer */
     const char *p = html ? html : "";
     const char *end = p + (html ? len : 0);
-    while (p < end && !o.oom) {
+    while (p < end) {
         if (*p == '<')
             p = html_markup(&o, p, end);
         else if (*p == '&')
@@ -414,16 +389,9 @@ mime_html_to_text(const char *html, size_t len)
         else
             p = html_text(&o, p, end);
     }
-    if (o.oom) {
-        free(o.buf);
-        return NULL;
-    }
-    if (o.buf == NULL)
-        return calloc(1, 1);
-    if (g_utf8_validate(o.buf, (gssize)o.len, NULL) && memchr(o.buf, '\0', o.len) == NULL)
-        return o.buf;
-    char *v = mime_utf8_dup(o.buf, o.len); /* the input was not UTF-8 */
-    free(o.buf);
+    /* valid UTF-8 (the input may not have been), and malloc'd as mime_message.h says */
+    char *v = mime_utf8_dup(o.text->str, o.text->len);
+    g_string_free(o.text, TRUE);
     return v;
 }
 
