@@ -33,9 +33,8 @@ typedef struct sqlite_sql {
 } sqlite_sql;
 
 static void
-sqlite_sql_add(sqlite_sql *b, const char *text)
+sqlite_sql_addn(sqlite_sql *b, const char *text, size_t n)
 {
-    size_t n = strlen(text);
     if (b->oom)
         return;
     if (b->len + n + 1 > b->cap) {
@@ -50,33 +49,30 @@ sqlite_sql_add(sqlite_sql *b, const char *text)
         b->s = s;
         b->cap = cap;
     }
-    memcpy(b->s + b->len, text, n + 1);
+    memcpy(b->s + b->len, text, n);
     b->len += n;
+    b->s[b->len] = '\0';
 }
 
-/* Appends fmt with one parameter number filled in (every "%d" is the same number). */
+static void
+sqlite_sql_add(sqlite_sql *b, const char *text)
+{
+    sqlite_sql_addn(b, text, strlen(text));
+}
+
+/* Appends fmt with every "%d" replaced by the parameter ?param. */
 static void
 sqlite_sql_param(sqlite_sql *b, const char *fmt, int param)
 {
     char num[16];
     snprintf(num, sizeof(num), "?%d", param);
-    for (const char *p = fmt; *p != '\0';) {
-        const char *pct = strstr(p, "%d");
-        size_t n = pct ? (size_t)(pct - p) : strlen(p);
-        char chunk[256];
-        while (n > 0) { /* copy the literal text in pieces */
-            size_t k = n < sizeof(chunk) - 1 ? n : sizeof(chunk) - 1;
-            memcpy(chunk, p, k);
-            chunk[k] = '\0';
-            sqlite_sql_add(b, chunk);
-            p += k;
-            n -= k;
-        }
-        if (pct == NULL)
-            break;
+    const char *pct;
+    while ((pct = strstr(fmt, "%d")) != NULL) {
+        sqlite_sql_addn(b, fmt, (size_t)(pct - fmt));
         sqlite_sql_add(b, num);
-        p = pct + 2;
+        fmt = pct + 2;
     }
+    sqlite_sql_add(b, fmt);
 }
 
 /* A value bound to parameter ?(index + 1) of a compiled condition. */
