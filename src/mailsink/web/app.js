@@ -353,8 +353,9 @@ function connectEvents() {
         if (!m || !m.ID) return;
         totals.total++;
         if (!m.Read) totals.unread++;
-        if (!list.loaded) return;
-        if (!list.query && list.start === 0) list.add(m);
+        // a page in flight may or may not hold it: ask again once it is committed
+        if (!list.loaded || list.loading) reloadSoon();
+        else if (!list.query && list.start === 0) list.add(m);
         else if (list.query && list.start === 0) reloadSoon();
         else showNewer();
         updateChrome();
@@ -362,7 +363,7 @@ function connectEvents() {
     es.addEventListener('delete', (e) => {
         const d = data(e);
         if (!d || !d.ID) return;
-        if (list.remove(d.ID) && list.messages.length < PAGE_SIZE) reloadSoon();
+        if (list.loading || (list.remove(d.ID) && list.messages.length < PAGE_SIZE)) reloadSoon();
         if (route.view === 'message' && route.id === String(d.ID)) toast('This message was deleted.', true);
     });
     es.addEventListener('update', (e) => {

@@ -18,6 +18,7 @@ export class MessageList {
         this.query = '';
         this.start = 0;
         this.loaded = false;
+        this.loading = false; // a page request is in flight
         this.counts = {total: 0, unread: 0, matching: 0, matchingUnread: 0};
         this.seq = 0;
         this.abort = null;
@@ -38,9 +39,15 @@ export class MessageList {
         if (this.abort) this.abort.abort();
         this.abort = new AbortController();
         const signal = this.abort.signal;
-        const data = query
-            ? await api.search(query, start, PAGE_SIZE, signal)
-            : await api.list(start, PAGE_SIZE, signal);
+        this.loading = true;
+        let data;
+        try {
+            data = query
+                ? await api.search(query, start, PAGE_SIZE, signal)
+                : await api.list(start, PAGE_SIZE, signal);
+        } finally {
+            if (seq === this.seq) this.loading = false;
+        }
         if (seq !== this.seq) return false;
         const keepId = this.query === query && this.start === start ? this.currentId() : null;
         this.query = query;
