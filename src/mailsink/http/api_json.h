@@ -24,7 +24,8 @@ json_t *api_string(const char *s);
 /* A store_row's tags ("a\nb", "" = none) as a JSON array of strings. NULL on OOM. */
 json_t *api_tags_json(const char *tags);
 
-/* An address list header value as an array of Address objects ([] for NULL/""). */
+/* An address list header value as an array of Address objects ([] for NULL/""); NULL
+   on OOM. */
 json_t *api_addresses_json(const char *list);
 
 /* The envelope recipients (rcpts_json: a JSON array of strings) that appear in none of

@@ -6,14 +6,19 @@
  */
 #include "mailsink/http/api_json.h"
 
+#include <event2/buffer.h>
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Collects rows as MessageSummary objects; a failed conversion is remembered so the
-   handler answers 500 instead of a list that silently lacks messages. */
+/* A page being written: the rows as MessageSummary objects, serialised one by one into
+   out (a list of every message is large: no tree of all of them is ever built). A
+   failure is remembered so the handler answers 500 instead of a list that silently
+   lacks messages. */
 typedef struct api_page {
-    json_t *messages;
+    struct evbuffer *out;
+    size_t count;
     bool failed;
 } api_page;
 
@@ -22,10 +27,16 @@ api_messages_row_cb(const store_row *row, void *ctx)
 {
     api_page *page = ctx;
     json_t *s = api_summary_json(row);
-    if (!s || json_array_append_new(page->messages, s) < 0) {
+    char *text = s ? json_dumps(s, JSON_COMPACT) : NULL;
+    json_decref(s);
+    if (!text || (page->count && evbuffer_add(page->out, ",", 1) < 0) ||
+        evbuffer_add(page->out, text, strlen(text)) < 0) {
+        free(text);
         page->failed = true;
         return false;
     }
+    free(text);
+    page->count++;
     return true;
 }
 
@@ -68,27 +79,32 @@ api_messages_page(http_req *r, const search_query *q)
         http_reply_error(r, 500, "cannot read the store");
         return;
     }
-    api_page page = {.messages = json_array()};
+    api_page page = {.out = evbuffer_new()};
     json_t *tags = api_messages_all_tags(ctx);
-    json_t *body = NULL;
-    if (!page.messages || !tags ||
-        store_search(ctx->st, q, start, limit, api_messages_row_cb, &page) < 0 || page.failed)
-        goto fail;
-    body = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:O}", "total", (json_int_t)box.total, "unread",
-                     (json_int_t)box.unread, "count", (json_int_t)json_array_size(page.messages),
-                     "messages_count", (json_int_t)match.total, "messages_unread",
-                     (json_int_t)match.unread, "start", (json_int_t)start, "tags", tags, "messages",
-                     page.messages);
-    if (!body)
-        goto fail;
+    char *tags_text = tags ? json_dumps(tags, JSON_COMPACT) : NULL;
     json_decref(tags);
-    json_decref(page.messages);
-    http_reply_json(r, 200, body);
-    return;
-fail:
-    json_decref(tags);
-    json_decref(page.messages);
-    http_reply_error(r, 500, "cannot read the store");
+    /* MessagesSummary; "count" (this page's length) comes last, once it is known */
+    if (!page.out || !tags_text ||
+        evbuffer_add_printf(page.out,
+                            "{\"total\":%ld,\"unread\":%ld,\"messages_count\":%ld,"
+                            "\"messages_unread\":%ld,\"start\":%zu,\"tags\":%s,\"messages\":[",
+                            box.total, box.unread, match.total, match.unread, start,
+                            tags_text) < 0 ||
+        store_search(ctx->st, q, start, limit, api_messages_row_cb, &page) < 0 || page.failed ||
+        evbuffer_add_printf(page.out, "],\"count\":%zu}", page.count) < 0) {
+        http_reply_error(r, 500, "cannot read the store");
+        goto out;
+    }
+    size_t len = evbuffer_get_length(page.out);
+    const unsigned char *data = evbuffer_pullup(page.out, -1);
+    if (!data)
+        http_reply_error(r, 500, "out of memory");
+    else
+        http_reply_bytes(r, 200, "application/json; charset=utf-8", data, len, NULL);
+out:
+    free(tags_text);
+    if (page.out)
+        evbuffer_free(page.out);
 }
 
 void
