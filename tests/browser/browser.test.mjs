@@ -392,6 +392,14 @@ describe('mailsink web UI', () => {
         await page.press('#search', 'Enter');
         await page.waitForFunction(() => document.querySelectorAll('li.msg').length === 1);
         assert.match(await page.textContent('li.msg .subject'), /Weekly/);
+        // "mark matching read" marks the search's messages only
+        assert.equal(await page.textContent('#mark-all-read'), 'Mark matching read');
+        await page.click('#mark-all-read');
+        await page.waitForFunction(() => document.querySelectorAll('li.msg.unread').length === 0);
+        const after = await apiJSON(`api/v1/search?query=${encodeURIComponent(`${word} -subject:daily is:unread`)}`);
+        assert.equal(after.messages_count, 0, 'the matching message is read');
+        const still = await apiJSON(`api/v1/search?query=${encodeURIComponent(`${word} subject:daily is:unread`)}`);
+        assert.equal(still.messages_count, 1, 'the one not matching is still unread');
         // a search the server cannot read: its reason, and no stale rows
         await page.fill('#search', 'before:not-a-date');
         await page.press('#search', 'Enter');

@@ -80,7 +80,8 @@ export const api = {
     raw: (msgId, signal) => getText(`api/v1/message/${id(msgId)}/raw`, signal),
     setRead: (ids, read) =>
         ids.length ? send('PUT', 'api/v1/messages', {IDs: ids, Read: read}) : Promise.resolve(),
-    markAllRead: () => send('PUT', 'api/v1/messages', {Read: true}),
+    // every message, or every one matching a search (Mailpit's PUT takes "Search")
+    markAllRead: (query) => send('PUT', 'api/v1/messages', query ? {Search: query, Read: true} : {Read: true}),
     // An empty IDs list would mean "all" to the server: refuse it here.
     remove: (ids) =>
         ids.length ? send('DELETE', 'api/v1/messages', {IDs: ids}) : Promise.resolve(),

@@ -142,7 +142,8 @@ function updateChrome() {
     ui.selectAll.indeterminate = sel > 0 && sel < n;
     fill(ui.deleteAll, searching ? 'Delete all matching' : 'Delete all');
     ui.deleteAll.disabled = searching ? list.counts.matching === 0 : totals.total === 0;
-    ui.markAllRead.disabled = totals.unread === 0;
+    fill(ui.markAllRead, searching ? 'Mark matching read' : 'Mark all read');
+    ui.markAllRead.disabled = searching ? list.counts.matchingUnread === 0 : totals.unread === 0;
     ui.searchClear.hidden = !searching && !ui.search.value;
     ui.empty.hidden = !list.loaded || n > 0;
     fill(ui.empty, searching ? 'No message matches this search.' : 'No messages yet. Send one over SMTP and it appears here.');
@@ -241,9 +242,11 @@ function wireToolbar() {
         removeIds(ids);
     });
     ui.markAllRead.addEventListener('click', async () => {
-        if (await act('Mark all read', () => api.markAllRead())) {
+        const q = list.query;
+        if (await act('Mark all read', () => api.markAllRead(q))) {
             for (const m of list.messages) list.setRead(m.ID, true);
-            totals.unread = 0;
+            if (!q) totals.unread = 0; // else the "stats" event tells
+            list.counts.matchingUnread = 0;
             updateChrome();
         }
     });
