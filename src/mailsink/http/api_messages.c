@@ -243,8 +243,9 @@ api_messages_put_body(http_req *r)
     return body;
 }
 
-/* Events for a change by search or of all messages name at most this many (the newest:
-   what open pages show); beyond, the UI has the stats event. */
+/* "update" events of one request name at most this many messages (by search or all: the
+   newest, what open pages show); beyond, the UI has the stats event. A request may list
+   a million IDs; its events stay bounded. */
 #define API_MESSAGES_EVENT_MAX 1000
 
 static bool
@@ -319,7 +320,7 @@ api_messages_read(http_req *r)
         http_reply_error(r, 500, "cannot update: the store failed");
         goto out;
     }
-    for (size_t i = 0; i < n && changed > 0; i++)
+    for (size_t i = 0; i < n && i < API_MESSAGES_EVENT_MAX && changed > 0; i++)
         api_event_read(ctx, ids[i], read);
     size_t k;
     json_t *v;
@@ -351,7 +352,7 @@ api_tags_list(http_req *r)
 static void
 api_tags_events(http_ctx *ctx, const char *const *ids, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < API_MESSAGES_EVENT_MAX; i++) {
         store_row row;
         if (store_get(ctx->st, ids[i], &row) < 0)
             continue;
