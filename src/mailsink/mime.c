@@ -206,11 +206,10 @@ enum {
 char *
 mime_part_utf8(GMimeObject *leaf)
 {
-    if (!GMIME_IS_PART(leaf))
-        return NULL;
-    GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(leaf));
-    if (content == NULL)
-        return NULL;
+    GMimeDataWrapper *content =
+        GMIME_IS_PART(leaf) ? g_mime_part_get_content(GMIME_PART(leaf)) : NULL;
+    if (content == NULL) /* a part with headers and no body at all */
+        return mime_utf8_dup("", 0);
     GMimeStream *mem = g_mime_stream_mem_new();
     GMimeStream *filtered = g_mime_stream_filter_new(mem);
     const char *charset = g_mime_object_get_content_type_parameter(leaf, "charset");

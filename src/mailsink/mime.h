@@ -74,8 +74,8 @@ int mime_leaves_foreach(struct _GMimeMessage *msg, mime_leaf_cb cb, void *user);
 const char *mime_part_name(struct _GMimeObject *leaf);
 
 /* A text leaf's content: transfer encoding undone, converted from its charset to UTF-8
-   (valid UTF-8 whatever the input). malloc'd; NULL when it has no content or out of
-   memory. */
+   (valid UTF-8 whatever the input; "" when it has no content). malloc'd; NULL only when
+   out of memory. */
 char *mime_part_utf8(struct _GMimeObject *leaf);
 
 #endif

@@ -366,6 +366,10 @@ test_broken_mime(void **state)
         "Subject: x\r\n: no name\r\nDate: yesterday-ish\r\nFrom: <<<>>>\r\n\r\nbody\r\n",
         /* a part with no headers */
         "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nno headers\r\n--b--\r\n",
+        /* an HTML part with headers and no body at all (found by fuzz_mime: the Message
+           object was NULL) */
+        "From n-ce@\r\nContent-Type: multipart/rela\x01\x04d; boundary=ZZ\r\n\r\n--ZZ\r\n"
+        "Content-Type: text/html\r\n--ZZ\n",
     };
     for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
         size_t len = strlen(msgs[i]);
@@ -385,6 +389,10 @@ test_broken_mime(void **state)
     json_t *m = mime_message_json(msgs[1], strlen(msgs[1]));
     assert_str_at(m, "Text", "still here");
     assert_str_at(m, "Attachments.0.FileName", "a.pdf");
+    json_decref(m);
+
+    m = mime_message_json(msgs[6], strlen(msgs[6]));
+    assert_str_at(m, "HTML", "");
     json_decref(m);
 
     m = mime_message_json(msgs[4], strlen(msgs[4]));
