@@ -557,9 +557,8 @@ store_tags(store *st, bool (*cb)(const char *tag, long count, void *ctx), void *
 int64_t
 store_file_size(store *st)
 {
-    if (st->temp)
-        return 0;
-    /* pages in use, WAL included: what the file holds once checkpointed */
+    /* pages in use, WAL included: what the file holds once checkpointed; a reader of a
+       :memory: store cannot tell its file is temporary, so the writer does not either */
     long pages, page_size;
     sqlite3_stmt *stmt = NULL;
     sqlite3_prepare_v2(st->db, "SELECT * FROM pragma_page_count(), pragma_page_size()", -1, &stmt,

@@ -158,7 +158,8 @@ long store_set_tags(store *st, const char *const *ids, size_t n, const char *con
    to stop. Returns the number of tags, or -1. */
 long store_tags(store *st, bool (*cb)(const char *tag, long count, void *ctx), void *ctx);
 
-/* The database file's size in bytes (0 for :memory:), or -1. */
+/* The database's size in bytes (the pages in use, those still in the WAL included; for
+   :memory: its temporary file's, the same through the writer and a reader), or -1. */
 int64_t store_file_size(store *st);
 
 /* Monotonic change counter: grows whenever any connection commits a change to the
