@@ -110,8 +110,8 @@ api_message(http_req *r)
         http_reply_error(r, 500, "out of memory");
         goto out;
     }
-    /* behaviour 3: reading a message marks it read */
-    if (!m.row.read) {
+    /* behaviour 3: reading a message marks it read (a HEAD request reads nothing) */
+    if (!m.row.read && evhttp_request_get_command(r->req) != EVHTTP_REQ_HEAD) {
         const char *ids[] = {m.id};
         if (store_set_read(r->ctx->st, ids, 1, NULL, true) > 0) {
             api_event_read(r->ctx, m.id, true);
