@@ -148,6 +148,16 @@ def test_http_from_environment_and_config_file(run, tmp_path):
     assert ms2.http_url is None
 
 
+def test_http_settings_from_config_file_apply(run, tmp_path):
+    conf = tmp_path / "ms.conf"
+    conf.write_text("webroot = box\nui-label = Lab 1\napi-cors = *\n")
+    ms = run("--config", str(conf))
+    assert ms.http_base.endswith(":%d/box/" % http_port(ms))
+    status, hdrs, body = get(ms, "/box/api/v1/webui")
+    assert status == 200 and json.loads(body)["Label"] == "Lab 1"
+    assert hdrs["access-control-allow-origin"] == "*"
+
+
 def test_ipv6_listener(run):
     if not mslib.have_ipv6():
         pytest.skip("no IPv6 loopback")
@@ -515,6 +525,43 @@ def test_events_streams_closed_abruptly_leave_nothing(run):
     assert ev.next_event("new")["Subject"] == "after"
     ev.close()
     assert get(ms, "/livez")[0] == 200
+
+
+def test_events_slow_reader_is_disconnected(run):
+    """A client that never reads: once more than about 1 MiB waits for it, the server
+    closes its stream (and nothing else suffers)."""
+    ms = run()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(T)
+    s.connect(("127.0.0.1", http_port(ms)))
+    s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    folded = b"\r\n ".join([b"x" * 70] * 900)  # a 63 KB subject, folded
+    msg = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: " + folded + b"\r\n\r\nhi\r\n"
+    with ms.smtp() as c:
+        for _ in range(120):  # about 7.5 MB of "new" events
+            assert c.sendmail("a@x.example", ["b@y.example"], msg) == {}
+    assert get(ms, "/livez")[0] == 200
+    # drain: the stream must end (EOF) instead of going on for ever
+    total, deadline, eof = 0, time.monotonic() + 30, False
+    for _ in range(100000):
+        if time.monotonic() > deadline:
+            break
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            eof = True
+            break
+        if not chunk:
+            eof = True
+            break
+        total += len(chunk)
+    s.close()
+    assert eof, "stream still open after %d octets" % total
+    assert total < 7000000, total
+    ev = EventStream(ms)
+    assert ev.status == 200
+    ev.close()
 
 
 def test_events_cap_answers_503(run):
