@@ -325,24 +325,17 @@ class Filler:
 
 # ---- the server ---------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, binary, db, tmp, extra_args):
-        self.http_port = free_port()  # the HTTP side is found by trying it, not by its log
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSINK_")}
         env["HOME"] = env["XDG_DATA_HOME"] = tmp
-        argv = [binary, "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:%d" % self.http_port,
-                "--db", db] + extra_args
+        argv = [binary, "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db] + extra_args
         self.errpath = os.path.join(tmp, "mailsink.stderr")
         self.errfile = open(self.errpath, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.errfile, env=env, start_new_session=True)
-        self.smtp_port = self.wait_smtp()
+        self.smtp_port = self.wait_port(r"listening on 127\.0\.0\.1:(\d+)", "SMTP")
+        self.http_port = self.wait_port(r"HTTP on http://127\.0\.0\.1:(\d+)", "HTTP")
         self.wait_http()
 
     def log(self):
@@ -353,17 +346,18 @@ class Server:
         self.stop()
         raise SystemExit("http_latency: %s\n--- mailsink's stderr ---\n%s" % (why, self.log()))
 
-    def wait_smtp(self):
+    def wait_port(self, pattern, what):
+        """The port in mailsink's announcement ("listening on ...", "HTTP on ...")."""
         deadline = time.monotonic() + START_TIMEOUT
-        rx = re.compile(r"listening on ([0-9.]+):(\d+)")
+        rx = re.compile(pattern)
         while time.monotonic() < deadline:
             m = rx.search(self.log())
             if m:
-                return int(m.group(2))
+                return int(m.group(1))
             if self.proc.poll() is not None:
                 self.fail("mailsink exited with status %s" % self.proc.returncode)
             time.sleep(0.05)
-        self.fail("mailsink did not report its SMTP port within %d s" % START_TIMEOUT)
+        self.fail("mailsink did not report its %s port within %d s" % (what, START_TIMEOUT))
 
     def wait_http(self):
         deadline = time.monotonic() + START_TIMEOUT
