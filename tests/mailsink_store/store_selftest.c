@@ -1241,6 +1241,9 @@ test_api_search(store *st)
     CHECK(store_search_counts(st, NULL, &c) == 0 && c.total == 4, "counts of all");
     CHECK(store_search_counts(st, Q(&b, T(SEARCH_TEXT, "?")), &c) == 0 && c.total == 0,
           "counts of nothing");
+    CHECK(store_search_counts(st, Q(&b, NT(SEARCH_TEXT, "?")), &c) == 0 && c.total == 4 &&
+              c.unread == 4,
+          "counts of not nothing");
     char *id = store_latest_id(st, NULL);
     CHECK(id != NULL && strcmp(id, "a4") == 0, "latest %s", id ? id : "(null)");
     free(id);
@@ -1471,7 +1474,9 @@ test_api(const char *dir)
         return;
     }
     CHECK(strcmp(store_path(st), path) == 0, "store_path: %s", store_path(st));
+    int64_t changes = store_change_counter(st);
     api_put(st, api_msgs, API_N);
+    CHECK(store_change_counter(st) > changes, "the writer's own puts counted");
     CHECK(store_file_size(st) > 0, "file size %lld", (long long)store_file_size(st));
     test_api_search(st);
     test_api_read(st, path);

@@ -508,6 +508,10 @@ store_search_counts(store *st, const search_query *q, store_counts *out)
     sqlite_where w;
     if (sqlite_where_compile(&w, q, st->schema) != 0)
         return -1;
+    if (strcmp(w.sql.s, "1") == 0) { /* terms that add no condition ("-!!!") */
+        sqlite_where_cleanup(&w);
+        return store_mailbox_counts(st, out);
+    }
     sqlite3_stmt *stmt = sqlite_where_prepare(
         st, "SELECT count(*), coalesce(sum(read = 0), 0) FROM messages", &w, "");
     int rc = sqlite_two_ints(stmt, &out->total, &out->unread);
