@@ -97,6 +97,13 @@ def raw_http(port, data, read_limit=65536):
     return got
 
 
+def open_get(port, target):
+    """A socket that has sent "GET target" and is left open (the caller closes it)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=T)
+    s.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    return s
+
+
 def http_port(ms):
     return urllib.parse.urlsplit(ms.http_url).port
 
@@ -501,8 +508,7 @@ def test_events_streams_closed_abruptly_leave_nothing(run):
     port = http_port(ms)
     # more than the 256-stream cap, one after another: each closed stream must be freed
     for i in range(300):
-        s = socket.create_connection(("127.0.0.1", port), timeout=T)
-        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        s = open_get(port, "/api/events")
         head = s.recv(4096)
         assert b" 200 " in head.split(b"\r\n")[0], (i, head[:200])
         if i % 2:  # RST instead of FIN
@@ -511,8 +517,7 @@ def test_events_streams_closed_abruptly_leave_nothing(run):
     # many at once, then a mail while some are half-gone
     socks = []
     for _ in range(40):
-        s = socket.create_connection(("127.0.0.1", port), timeout=T)
-        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        s = open_get(port, "/api/events")
         socks.append(s)
     for s in socks[:20]:
         s.close()
@@ -648,13 +653,11 @@ def test_wait_client_gone_and_stop_with_waiters(run):
     ms = run()
     port = http_port(ms)
     for _ in range(50):  # waiters whose clients vanish
-        s = socket.create_connection(("127.0.0.1", port), timeout=T)
-        s.sendall(b"GET /api/v1/wait?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s = open_get(port, "/api/v1/wait?timeout=60")
         s.close()
     held = []
     for _ in range(5):  # waiters still there at SIGTERM get an answer, not a hang
-        s = socket.create_connection(("127.0.0.1", port), timeout=T)
-        s.sendall(b"GET /api/v1/wait?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s = open_get(port, "/api/v1/wait?timeout=60")
         held.append(s)
     time.sleep(0.3)
     send_mail(ms, "wakes everyone")  # the vanished ones must not be answered
@@ -663,8 +666,7 @@ def test_wait_client_gone_and_stop_with_waiters(run):
         s.close()
     held = []
     for _ in range(3):
-        s = socket.create_connection(("127.0.0.1", port), timeout=T)
-        s.sendall(b"GET /api/v1/wait?query=subject:never&timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s = open_get(port, "/api/v1/wait?query=subject:never&timeout=60")
         held.append(s)
     time.sleep(0.3)
     assert ms.stop() == 0
