@@ -67,7 +67,8 @@ typedef enum store_mode { STORE_WRITER, STORE_READER } store_mode;
 
 /*
  * Open (and for the writer create and migrate) the database at path; ":memory:" is a
- * private in-memory database (writer only). Returns NULL with a message in err
+ * database that nothing keeps after store_close (writer only; see store_path). Returns
+ * NULL with a message in err
  * ("cannot open database /x: unable to open database file", "database /x is corrupt").
  * The writer runs PRAGMA integrity_check (quick_check) on open.
  */
@@ -76,8 +77,9 @@ void store_close(store *st);
 
 /* The path another handle (a STORE_READER, e.g. the HTTP server's) opens to see this
    database. For ":memory:" the writer keeps its messages in a temporary file (under
-   $TMPDIR, else /tmp; deleted by store_close), so that readers work the same way; this
-   returns that file's path. */
+   $TMPDIR, else /tmp, mode 0600; deleted by store_close, but left behind if the process
+   is killed), so that readers work the same way; this returns that file's path. Valid
+   until store_close. */
 const char *store_path(const store *st);
 
 #define STORE_EFULL (-2) /* the database or the disk is full */
