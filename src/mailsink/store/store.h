@@ -57,8 +57,8 @@ typedef struct store_row {
     char *tls_version; /* "" without TLS */
     char *tls_cipher;
     char *tls_peer;
-    char *auth_user; /* "" without AUTH */
-    char *tags;      /* tag names joined by "\n", sorted case-insensitively; "" = none */
+    char *auth_user;  /* "" without AUTH */
+    char *tags;       /* tag names joined by "\n", sorted case-insensitively; "" = none */
     char *rcpts_json; /* the envelope recipients as a JSON array of strings */
     mime_summary summary;
 } store_row;
