@@ -165,6 +165,13 @@ def test_http_settings_from_config_file_apply(run, tmp_path):
     assert hdrs["access-control-allow-origin"] == "*"
 
 
+def test_memory_database_is_served_too(run):
+    ms = run("--db", ":memory:")
+    send_mail(ms, "in memory")
+    status, _, body = get(ms, "/api/v1/messages")
+    assert status == 200 and json.loads(body)["total"] == 1
+
+
 def test_ipv6_listener(run):
     if not mslib.have_ipv6():
         pytest.skip("no IPv6 loopback")
