@@ -503,6 +503,14 @@ test_address_list(void **state)
     assert_str_at(a, "4.Address", "d@w.org");
     json_decref(a);
 
+    /* the display form mime_summary keeps (decoded UTF-8, quoted where needed) */
+    a = mime_address_list_json("\"M\xc3\xbcller, Hans\" <hans@example.com>, \xe6\x97\xa5 <n@x.jp>");
+    assert_int_equal(json_array_size(a), 2);
+    assert_str_at(a, "0.Name", "M\xc3\xbcller, Hans");
+    assert_str_at(a, "0.Address", "hans@example.com");
+    assert_str_at(a, "1.Name", "\xe6\x97\xa5");
+    json_decref(a);
+
     const char *empty[] = {"", "undisclosed-recipients:;"};
     for (size_t i = 0; i < 2; i++) {
         a = mime_address_list_json(empty[i]);
