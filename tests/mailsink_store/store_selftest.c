@@ -1422,6 +1422,47 @@ bulk_cb(const char *id, void *ctx)
     bulk_seen += id != NULL;
 }
 
+typedef struct lister_ctx {
+    const char *path;
+    volatile bool stop;
+    int errors;
+    long reads;
+} lister_ctx;
+
+static bool
+count_cb(const store_row *row, void *ctx)
+{
+    (void)row;
+    (*(long *)ctx)++;
+    return true;
+}
+
+/* The HTTP API's list on its own handle while another deletes in chunks: never an
+   error, never more than a page, counts that only go down. */
+static void *
+lister_thread(void *arg)
+{
+    lister_ctx *l = arg;
+    char err[256];
+    store *rd = store_open(l->path, STORE_READER, err, sizeof(err));
+    if (rd == NULL) {
+        l->errors++;
+        return NULL;
+    }
+    long last = -1;
+    while (!l->stop || l->reads == 0) {
+        long rows = 0;
+        store_counts c;
+        if (store_search(rd, NULL, 10, 50, count_cb, &rows) < 0 || rows > 50 ||
+            store_mailbox_counts(rd, &c) != 0 || (last >= 0 && c.total > last))
+            l->errors++;
+        last = c.total;
+        l->reads++;
+    }
+    store_close(rd);
+    return NULL;
+}
+
 /* More rows than one chunk of a bulk change (STORE_CHUNK_ROWS, 2000). */
 static void
 test_api_bulk(store *st, const char *path)
@@ -1456,8 +1497,15 @@ test_api_bulk(store *st, const char *path)
     snprintf(want, sizeof(want), "%d", N / 2);
     api_consistent(path, want);
     bulk_seen = 0;
+    lister_ctx lc = {.path = path};
+    pthread_t t;
+    pthread_create(&t, NULL, lister_thread, &lc);
     CHECK(store_delete_matching(st, NULL, 0, NULL, bulk_cb, NULL) == N / 2 && bulk_seen == N / 2,
           "bulk delete all");
+    lc.stop = true;
+    pthread_join(t, NULL);
+    CHECK(lc.errors == 0 && lc.reads > 0, "listing beside the delete: %d errors in %ld reads",
+          lc.errors, lc.reads);
     api_consistent(path, "0");
     free(m);
     free(ids);
