@@ -67,6 +67,7 @@ stop_mailsink() {
 trap stop_mailsink EXIT
 
 mkdir -p "$work/home" "$work/xdg"
+: >"$log" # exists before the background start gets to its redirection
 # Nothing of the caller's MAILSINK_* settings, and a home of its own.
 env -u MAILSINK_BIN $(env | sed -n 's/^\(MAILSINK_[A-Z0-9_]*\)=.*/-u \1/p') \
     HOME="$work/home" XDG_DATA_HOME="$work/xdg" \
@@ -77,8 +78,8 @@ pid=$!
 smtp_port=
 http_url=
 for _ in $(seq 300); do
-    smtp_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -1)
-    http_url=$(sed -n 's|.*HTTP on \(http://127\.0\.0\.1:[0-9][0-9]*\)/.*|\1|p' "$log" | head -1)
+    smtp_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+    http_url=$(sed -n 's|.*HTTP on \(http://127\.0\.0\.1:[0-9][0-9]*\)/.*|\1|p' "$log" | head -n 1)
     [[ -n $smtp_port && -n $http_url ]] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
