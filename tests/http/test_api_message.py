@@ -3,7 +3,7 @@
 ids and parts (behaviours 3, 4, 6, 10 of the reference)."""
 
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -286,3 +286,63 @@ def test_deleted_id_is_404(api, full):
     for suffix in ("", "/headers", "/raw", "/part/1", "/envelope"):
         assert api.get("/api/v1/message/%s%s" % (full, suffix)).status == 404, suffix
     assert api.get("/view/%s.txt" % full).status == 404
+
+
+def test_decoded_names_and_utf8_headers(ms, api):
+    msg = ("From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <j@x.example>\r\n"
+           "To: =?ISO-8859-1?Q?Fran=E7ois?= <f@y.example>, \"Doe, Jane\" <jane@y.example>\r\n"
+           "Subject: caf\u00e9 \u2615 direct UTF-8\r\n"
+           "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+           "\r\n"
+           "body\r\n").encode("utf-8")
+    mid, _ = None, None
+    with ms.smtp() as s:
+        s.ehlo()
+        assert s.sendmail("j@x.example", ["f@y.example"], msg,
+                          mail_options=["SMTPUTF8", "BODY=8BITMIME"]) == {}
+        mid = s.last_id()
+    sm = api.summary(mid)
+    assert sm["From"] == {"Name": "J\u00fcrgen M\u00fcller", "Address": "j@x.example"}
+    assert sm["To"] == [{"Name": "Fran\u00e7ois", "Address": "f@y.example"},
+                        {"Name": "Doe, Jane", "Address": "jane@y.example"}]
+    assert sm["Subject"] == "caf\u00e9 \u2615 direct UTF-8"
+    m = api.message(mid)
+    assert m["From"] == sm["From"] and m["To"] == sm["To"] and m["Subject"] == sm["Subject"]
+
+
+def test_unreadable_date_gives_received_time(ms, api):
+    mid = send(ms, make_msg(subject="bad date", date="the day after tomorrow"))
+    d = parse_time(api.message(mid)["Date"])
+    assert abs((d - datetime.now(timezone.utc)).total_seconds()) < 300, d
+
+
+def test_large_message_round_trip(ms, api):
+    body = b"".join(b"line %06d " % i + b"y" * 60 + b"\r\n" for i in range(15000))  # ~1 MB
+    msg = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: big\r\n\r\n" + body
+    mid = send(ms, msg)
+    r = api.get("/api/v1/message/%s/raw" % mid)
+    assert r.status == 200 and r.body.endswith(msg), len(r.body)
+    s = api.summary(mid)
+    assert s["Size"] == len(r.body)
+    assert api.search_ids("larger:1m") == ([mid] if len(r.body) > 1024 * 1024 else [])
+    assert api.search_ids("larger:900k") == [mid]
+    m = api.message(mid)
+    assert m["Text"].count("\n") >= 14999 and m["Size"] == s["Size"]
+
+
+def test_view_with_latest_query(ms, api):
+    send_many(ms, [make_msg(subject="with html", text="t1\n", html="<p>h1-marker</p>"),
+                         make_msg(subject="text only", text="t2\n")])
+    r = api.get("/view/latest.html", query="subject:html")
+    assert r.status == 200 and b"h1-marker" in r.body, r
+    assert api.get("/view/latest.html").status == 404  # the newest has no HTML
+    r = api.get("/view/latest.txt", query="subject:html")
+    assert r.status == 200 and r.text.strip() == "t1", r
+
+
+def test_delete_by_search_with_tz(ms, api):
+    send_many(ms, [make_msg(subject="tz one"), make_msg(subject="tz two")])
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()
+    api.ok("DELETE", "/api/v1/search", params={"query": "before:" + tomorrow + " one",
+                                               "tz": "America/Chicago"})
+    assert [m["Subject"] for m in api.messages()["messages"]] == ["tz two"]
