@@ -45,6 +45,7 @@ cleanup() {
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    pids=()
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -78,5 +79,11 @@ export CHROMIUM=$chromium TEST_OUTPUT_DIR=$out
 export PW_MODULES=$modules
 status=0
 timeout 480 node --test-reporter=spec "$here/browser.test.mjs" || status=$?
+cleanup
+# a sanitizer build reports what the UI's requests did to the server when it stops
+if grep -E -l 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$out"/mailsink-*.log; then
+    echo "browser tests: mailsink reported memory or undefined-behaviour errors (logs above)" >&2
+    status=1
+fi
 echo "browser tests: screenshots and logs in $out"
 exit $status
