@@ -239,3 +239,12 @@ def test_created_is_received_time_not_date_header(ms, api):
     send(ms, make_msg(subject="old date", date="Tue, 01 Jan 2002 00:00:00 +0000"))
     created = parse_time(api.messages()["messages"][0]["Created"])
     assert abs(created - datetime.now(timezone.utc)) < timedelta(minutes=5), created
+
+
+def test_snippet_prefers_html_as_text(ms, api):
+    # reference: "Snippet (about 200 characters of text, from the HTML converted to text,
+    # else the text part)"
+    send(ms, make_msg(subject="both", text="plain-part words\n",
+                      html="<p>html-part <i>words</i></p>"))
+    snippet = api.messages()["messages"][0]["Snippet"]
+    assert snippet.startswith("html-part words"), snippet

@@ -246,3 +246,31 @@ def test_keepalive_requests(ms, api):
         assert conn.getresponse().status == 200
     finally:
         conn.close()
+
+
+def test_parallel_sends_and_smtp(ms, api):
+    """POST /api/v1/send answers after the commit: many at once, mixed with SMTP, each
+    gets its own id and every id is listed."""
+    got, errors = [], []
+
+    def sender(n):
+        for i in range(10):
+            r = api.request("POST", "/api/v1/send", {
+                "From": {"Email": "p%d@x.example" % n}, "To": [{"Email": "u@y.example"}],
+                "Subject": "parallel %d-%d" % (n, i), "Text": "x"})
+            if r.status != 200:
+                errors.append(r)
+            else:
+                got.append(r.json()["ID"])
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    smtp_ids = send_many(ms, [make_msg(subject="smtp %d" % i) for i in range(10)])
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert len(got) == 40 and len(set(got)) == 40
+    listed = api.ids()
+    assert sorted(listed) == sorted(got + smtp_ids)
+    assert api.search("subject:parallel")["messages_count"] == 40
