@@ -534,7 +534,11 @@ def test_events_streams_closed_abruptly_leave_nothing(run):
     ev = EventStream(ms)
     assert ev.status == 200
     send_mail(ms, "after")
-    assert ev.next_event("new")["Subject"] == "after"
+    # "while closing" may still be on its way to the HTTP thread: skip it
+    subjects = [ev.next_event("new")["Subject"]]
+    if subjects[0] != "after":
+        subjects.append(ev.next_event("new")["Subject"])
+    assert subjects[-1] == "after" and set(subjects) <= {"while closing", "after"}
     ev.close()
     assert get(ms, "/livez")[0] == 200
 
