@@ -303,6 +303,15 @@ describe('mailsink web UI', () => {
         await page.waitForSelector('#msg-panel pre.raw-source');
         await page.click('[role=tab][data-tab=html]');
         await frame.locator('#visible').waitFor();
+        // the hostile attachment (an .html file with a script) downloads, never renders here
+        const [download] = await Promise.all([page.waitForEvent('download'), page.click('a.attachment')]);
+        assert.match(fs.readFileSync(await download.path(), 'latin1'), /<script>/);
+        // ...and opened directly (a new tab on its URL) it is a download or a sandboxed page
+        const direct = watch(await context.newPage());
+        const href = await page.getAttribute('a.attachment', 'href');
+        await direct.goto(new URL(href, HTTP).href).catch(() => {}); // "Download is starting" is fine
+        await direct.waitForTimeout(500);
+        await direct.close();
         await page.waitForTimeout(1000); // give anything that might run the time to do it
         await shot(page, 'hostile');
         // inside the frame: no script changed the document
@@ -392,6 +401,10 @@ describe('mailsink web UI', () => {
         await page.press('#search', 'Enter');
         await page.waitForFunction(() => document.querySelectorAll('li.msg').length === 1);
         assert.match(await page.textContent('li.msg .subject'), /Weekly/);
+        await page.waitForSelector('#live.on');
+        // a new matching message shows up in the open search
+        await send(plainMessage(`Weekly report ${word} late`));
+        await page.waitForFunction(() => document.querySelectorAll('li.msg').length === 2);
         // "mark matching read" marks the search's messages only
         assert.equal(await page.textContent('#mark-all-read'), 'Mark matching read');
         await page.click('#mark-all-read');
