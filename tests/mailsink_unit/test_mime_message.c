@@ -368,8 +368,8 @@ test_broken_mime(void **state)
         "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nno headers\r\n--b--\r\n",
         /* an HTML part with headers and no body at all (found by fuzz_mime: the Message
            object was NULL) */
-        "From n-ce@\r\nContent-Type: multipart/rela\x01\x04d; boundary=ZZ\r\n\r\n--ZZ\r\n"
-        "Content-Type: text/html\r\n--ZZ\n",
+        ("From n-ce@\r\nContent-Type: multipart/rela\x01\x04d; boundary=ZZ\r\n\r\n--ZZ\r\n"
+         "Content-Type: text/html\r\n--ZZ\n"),
     };
     for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
         size_t len = strlen(msgs[i]);
