@@ -29,7 +29,7 @@ http_server *http_start(const config *c, const char *db_path, ingest *in, char *
                         size_t errsize);
 
 /* The address actually bound ("127.0.0.1:8025"; the port is the real one when 0 was
-   asked), for main's "web UI on http://..." line. */
+   asked), for main's "HTTP on http://..." line. */
 const char *http_bound(const http_server *h);
 
 /* ingest_stored_fn: messages were committed; push "new" events, wake waiters. */
