@@ -565,6 +565,9 @@ describe('mailsink web UI', () => {
             await openList(p, PREFIXED);
             await row(p, subject).locator('a.open').click();
             await p.frameLocator('iframe.html-body').locator('#p').waitFor();
+            // --ui-label (given by run.sh, markup and all) shows as text
+            assert.equal(await p.textContent('#label'), 'Prefixed <i>box</i>');
+            assert.equal(await p.locator('.top i').count(), 0);
             const prefix = new URL(PREFIXED).pathname;
             const outside = paths.filter((x) => !x.startsWith(prefix));
             assert.deepEqual(outside, [], 'every request stays below the prefix');

@@ -71,7 +71,7 @@ start_mailsink() {
 
 start_mailsink root
 export UI_SMTP=$smtp_addr UI_HTTP=$http_url
-start_mailsink prefixed --webroot /mail/
+start_mailsink prefixed --webroot /mail/ --ui-label 'Prefixed <i>box</i>'
 export UI_SMTP_PREFIXED=$smtp_addr UI_HTTP_PREFIXED=$http_url
 echo "browser tests: mailsink at $UI_HTTP (SMTP $UI_SMTP), prefixed at $UI_HTTP_PREFIXED"
 

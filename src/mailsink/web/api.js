@@ -77,6 +77,7 @@ export const api = {
     message: (msgId, signal) => getJSON(`api/v1/message/${id(msgId)}`, null, signal),
     headers: (msgId, signal) => getJSON(`api/v1/message/${id(msgId)}/headers`, null, signal),
     envelope: (msgId, signal) => getJSON(`api/v1/message/${id(msgId)}/envelope`, null, signal),
+    webui: () => getJSON('api/v1/webui'),
     raw: (msgId, signal) => getText(`api/v1/message/${id(msgId)}/raw`, signal),
     setRead: (ids, read) =>
         ids.length ? send('PUT', 'api/v1/messages', {IDs: ids, Read: read}) : Promise.resolve(),

@@ -29,7 +29,10 @@ const ui = {
     empty: $('#empty'),
     live: $('#live'),
     status: $('#status'),
+    label: $('#label'),
+    version: $('#version'),
 };
+let label = ''; // --ui-label: which mailsink this is, when several run
 
 const list = new MessageList($('#messages'), {onChange: updateChrome});
 const view = new MessageView(ui.messageView, {
@@ -152,7 +155,20 @@ function updateChrome() {
 
 function updateTitle() {
     if (route.view === 'message') return;
-    document.title = totals.unread ? `(${totals.unread}) mailsink` : 'mailsink';
+    const name = label ? `${label} - mailsink` : 'mailsink';
+    document.title = totals.unread ? `(${totals.unread}) ${name}` : name;
+}
+
+async function loadLabel() {
+    try {
+        const cfg = await api.webui();
+        label = typeof cfg.Label === 'string' ? cfg.Label : '';
+    } catch {
+        return; // a missing label changes nothing
+    }
+    fill(ui.label, label);
+    ui.label.hidden = !label;
+    updateTitle();
 }
 
 let toastTimer = 0;
@@ -379,6 +395,7 @@ function connectEvents() {
         const d = data(e);
         if (!d) return;
         totals = {total: Number(d.Total) || 0, unread: Number(d.Unread) || 0};
+        if (d.Version) fill(ui.version, `· mailsink ${d.Version}`);
         if (totals.total === 0 && list.messages.length) list.clear();
         updateChrome();
     });
@@ -397,4 +414,5 @@ wireToolbar();
 document.addEventListener('keydown', onKey);
 window.addEventListener('hashchange', onRoute);
 connectEvents();
+loadLabel();
 onRoute();
