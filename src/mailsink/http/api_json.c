@@ -214,14 +214,14 @@ api_summary_json(const store_row *row)
     const json_t *seen[] = {to, cc};
     char created[API_TIME_SIZE];
     api_time_format(row->received_ms, created);
-    json_t *bcc = api_envelope_bcc_json(row->rcpts_json, seen, 2);
-    /* ownership of to/cc passes to o with the first two sets; keep a ref until then */
+    /* each value is made only when its turn comes (api_json_set consumes it, also on
+       failure); to/cc get one more reference for the Bcc comparison */
     bool ok = api_json_set(o, "ID", api_string(row->id)) &&
               api_json_set(o, "MessageID", api_string(row->summary.message_id)) &&
               api_json_set(o, "Read", json_boolean(row->read)) &&
               api_json_set(o, "From", api_json_from(row)) &&
               api_json_set(o, "To", json_incref(to)) && api_json_set(o, "Cc", json_incref(cc)) &&
-              api_json_set(o, "Bcc", bcc) &&
+              api_json_set(o, "Bcc", api_envelope_bcc_json(row->rcpts_json, seen, 2)) &&
               api_json_set(o, "ReplyTo", api_addresses_json(row->summary.reply_to)) &&
               api_json_set(o, "Subject", api_string(row->summary.subject)) &&
               api_json_set(o, "Created", json_string(created)) &&
