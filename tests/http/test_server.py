@@ -354,6 +354,28 @@ def test_ui_files_and_headers(run):
     assert status == 200
 
 
+def test_keep_alive_replies_do_not_stall(run):
+    """TCP_NODELAY: without it, the end of a multi-segment reply on a keep-alive
+    connection waits ~40 ms for the client's delayed ACK."""
+    web = os.path.join(mslib.REPO, "src", "mailsink", "web")
+    name = max(os.listdir(web), key=lambda n: os.path.getsize(os.path.join(web, n)))
+    if os.path.getsize(os.path.join(web, name)) < 20000:
+        pytest.skip("no large enough UI file")
+    ms = run()
+    conn = http.client.HTTPConnection("127.0.0.1", http_port(ms), timeout=T)
+    times = []
+    try:
+        for _ in range(9):
+            t0 = time.monotonic()
+            conn.request("GET", "/" + name)
+            r = conn.getresponse()
+            assert r.status == 200 and len(r.read()) > 20000
+            times.append(time.monotonic() - t0)
+    finally:
+        conn.close()
+    assert sorted(times)[4] < 0.025, times
+
+
 # -- the router ------------------------------------------------------------------------------
 
 
