@@ -144,7 +144,10 @@ api_send(http_req *r)
     bool empty;
     json_t *req = http_body_json(r, &empty);
     if (!req || !json_is_object(req)) {
-        api_send_error(r, 400, empty ? "a JSON body is required" : "invalid JSON body");
+        api_send_error(r, 400,
+                       empty  ? "a JSON body is required"
+                       : !req ? "invalid JSON body"
+                              : "the body must be a JSON object");
         json_decref(req);
         return;
     }
