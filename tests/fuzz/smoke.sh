@@ -3,7 +3,7 @@
 #
 # Each target first replays its regression inputs (tests/fuzz/regressions/<target>/*),
 # then fuzzes from a temporary copy of its seed corpus (the checked-in corpus is never
-# modified) with the SMTP dictionary (fuzz_search: search.dict). Fails on any crash, leak,
+# modified) with the SMTP dictionary (fuzz_search: search.dict, fuzz_mime: mime.dict). Fails on any crash, leak,
 # timeout or invariant failure; crash inputs are left in the printed artifacts directory.
 # Prints exec counts.
 set -euo pipefail
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/smtpd-fuzz.XXXXXX")
 status=0
 
-for target in fuzz_session fuzz_parse fuzz_body fuzz_search; do
+for target in fuzz_session fuzz_parse fuzz_body fuzz_search fuzz_mime; do
     bin="$build/tests/fuzz/$target"
     if [ ! -x "$bin" ]; then
         echo "smoke: $bin not found (configure with -DSMTPD_FUZZ=ON -DCMAKE_C_COMPILER=clang)" >&2
@@ -43,9 +43,10 @@ for target in fuzz_session fuzz_parse fuzz_body fuzz_search; do
     fi
 
     dict="$here/smtp.dict"
-    if [ "$target" = fuzz_search ]; then
-        dict="$here/search.dict"
-    fi
+    case $target in
+    fuzz_search) dict="$here/search.dict" ;;
+    fuzz_mime) dict="$here/mime.dict" ;;
+    esac
     log="$work/$target.log"
     if "$bin" "$corpus" -dict="$dict" -max_total_time="$secs" -rss_limit_mb=2048 \
             -timeout=10 -max_len=8192 -print_final_stats=1 -artifact_prefix="$artifacts" \
