@@ -222,7 +222,7 @@ def test_idle_and_half_open_connections_do_not_block(ms, api):
     try:
         t0 = time.monotonic()
         assert api.get("/api/v1/messages").status == 200
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 10
     finally:
         for s in idle + [half]:
             s.close()

@@ -29,13 +29,13 @@ def later(delay, fn, *args):
 
 def test_wait_already_there(ms, api):
     mid = send(ms, make_msg(subject="ready already"))
-    r, took = wait(api, query="subject:ready")
+    r, took = wait(api, timeout_s=30, query="subject:ready")
     assert r.status == 200, r
     doc = r.json()
     check_messages_summary(doc)
     assert [m["ID"] for m in doc["messages"]] == [mid]
     assert doc["messages_count"] == 1
-    assert took < 5, took
+    assert took < 10, "waited although a message matched (%.1fs)" % took
 
 
 def test_wait_for_arrival(ms, api):
@@ -92,7 +92,7 @@ def test_wait_timeout(ms, api):
 def test_wait_zero_timeout_answers_at_once(ms, api):
     r, took = wait(api, timeout_s=0, query="nothing")
     assert r.status == 408, r
-    assert took < 5, took
+    assert took < 10, took
 
 
 @pytest.mark.parametrize("params", [
@@ -100,10 +100,10 @@ def test_wait_zero_timeout_answers_at_once(ms, api):
     {"query": "before:never"}, {"query": "after:2024-01-01", "tz": "No/Where"},
 ])
 def test_wait_bad_parameters(api, params):
-    params.setdefault("timeout", "1")
+    params.setdefault("timeout", "20")
     r, took = wait(api, **params)
     assert r.status == 400, r
-    assert took < 5, took
+    assert took < 10, took
 
 
 def test_wait_many_waiters(ms, api):
