@@ -12,6 +12,7 @@ import { MailpitClient } from "mailpit-api";
 
 const SMTP_PORT = Number(process.env.MAILSINK_SMTP_PORT);
 const HTTP_URL = process.env.MAILSINK_HTTP_URL;
+const WEBROOT_URL = process.env.MAILSINK_WEBROOT_URL; // a second mailsink, --webroot /mail/
 const TIMEOUT_MS = 20000;
 
 // -- a minimal SMTP client: one reply per command, bounded by TIMEOUT_MS ------------------
@@ -386,5 +387,27 @@ test("mailpit-api against mailsink", { timeout: 240000 }, async (t) => {
         assert.equal(list.unread, 0);
         await assert.rejects(mailpit.getMessageSummary(), /404/);
         assert.equal((await mailpit.getInfo()).Messages, 0);
+    });
+
+    await t.test("a base URL with a path: mailsink --webroot /mail/ behind a proxy", async () => {
+        assert.match(WEBROOT_URL, /\/mail$/);
+        const prefixed = new MailpitClient(WEBROOT_URL);
+        assert.equal(await prefixed.deleteMessages(), "ok");
+        const res = await prefixed.sendMessage({
+            From: { Email: "p@compat.example" },
+            To: [{ Email: "q@compat.example" }],
+            Subject: "Behind a proxy",
+            Text: "prefixed body",
+        });
+        assert.deepEqual(subjects(await prefixed.listMessages()), ["Behind a proxy"]);
+        const m = await prefixed.getMessageSummary();
+        assert.equal(m.ID, res.ID);
+        assert.equal(m.Text.trim(), "prefixed body");
+        assert.match(await prefixed.getMessageSource(res.ID), /Subject: Behind a proxy/);
+        assert.equal((await prefixed.searchMessages({ query: "subject:proxy" })).messages_count, 1);
+        assert.equal((await prefixed.getInfo()).Messages, 1);
+        assert.equal((await mailpit.listMessages()).total, 0, "the other instance saw it");
+        assert.equal(await prefixed.deleteMessages(), "ok");
+        assert.equal((await prefixed.listMessages()).total, 0);
     });
 });
