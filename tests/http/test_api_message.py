@@ -2,6 +2,7 @@
 /part/{PartID}, /envelope, /view/{ID}.html|.txt, `latest` and `latest?query=`, unknown
 ids and parts (behaviours 3, 4, 6, 10 of the reference)."""
 
+import re
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
@@ -346,3 +347,33 @@ def test_delete_by_search_with_tz(ms, api):
     api.ok("DELETE", "/api/v1/search", params={"query": "before:" + tomorrow + " one",
                                                "tz": "America/Chicago"})
     assert [m["Subject"] for m in api.messages()["messages"]] == ["tz two"]
+
+
+@pytest.mark.parametrize("name", ["r\u00e9sum\u00e9 \u00fc.pdf", 'quote".txt', "semi;colon.bin",
+                                  "back\\slash.bin", "\u6587\u4ef6.txt", "sp ace.bin"])
+def test_part_download_file_name(ms, api, name):
+    """The download's Content-Disposition is plain ASCII and says the decoded name
+    (filename="..." quoted, or RFC 6266/5987 filename*=UTF-8''...)."""
+    mid = send(ms, make_msg(subject="names", attachments=[(name, "application/octet-stream",
+                                                           b"data")]))
+    a = api.message(mid)["Attachments"][0]
+    assert a["FileName"] == name, a
+    r = api.get("/api/v1/message/%s/part/%s" % (mid, a["PartID"]))
+    assert r.status == 200 and r.body == b"data", r
+    cd = r.headers.get("Content-Disposition", "")
+    assert all(32 <= ord(c) < 127 for c in cd), repr(cd)
+    assert cd.lower().startswith("attachment"), cd
+    assert disposition_name(cd) == name, cd
+
+
+def disposition_name(cd):
+    """The file name a browser takes from Content-Disposition: filename* (RFC 6266 4.3:
+    preferred when both are there), else the quoted or plain filename."""
+    m = re.search(r"filename\*\s*=\s*UTF-8'[^']*'([^;\s]+)", cd, re.I)
+    if m:
+        return urllib.parse.unquote(m.group(1), encoding="utf-8", errors="strict")
+    m = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"', cd, re.I)
+    if m:
+        return re.sub(r"\\(.)", r"\1", m.group(1))
+    m = re.search(r"filename\s*=\s*([^;\s]+)", cd, re.I)
+    return m.group(1) if m else None
