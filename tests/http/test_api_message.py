@@ -377,3 +377,16 @@ def disposition_name(cd):
         return re.sub(r"\\(.)", r"\1", m.group(1))
     m = re.search(r"filename\s*=\s*([^;\s]+)", cd, re.I)
     return m.group(1) if m else None
+
+
+def test_bcc_header_and_missing_from(ms, api):
+    mid = send(ms, b"To: a@y.example\r\nBcc: Hidden <hid@z.example>\r\nSubject: no from\r\n"
+                   b"\r\nbody\r\n", sender="s@x.example", rcpts=["a@y.example", "hid@z.example"])
+    m = api.message(mid)
+    assert m["Bcc"] == [{"Name": "Hidden", "Address": "hid@z.example"}], m["Bcc"]
+    # No From header: null (openapi.json) or the envelope sender (what the server does;
+    # kinder to clients that read From.Address) - but the same in both objects.
+    assert m["From"] in (None, {"Name": "", "Address": "s@x.example"}), m["From"]
+    s = api.summary(mid)
+    assert s["From"] == m["From"] and addrs(s["Bcc"]) == ["hid@z.example"], s
+    assert api.search_ids("bcc:hid@z.example") == [mid]
