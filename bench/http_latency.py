@@ -24,9 +24,11 @@ deadline (--fill-timeout for the fill, --kind-timeout per measured kind).
 """
 
 import argparse
+import base64
 import datetime
 import http.client
 import json
+import math
 import os
 import platform
 import random
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -102,7 +105,6 @@ def wrap(text, width=72):
 
 
 def b64_lines(data):
-    import base64
     enc = base64.b64encode(data).decode("ascii")
     return [enc[i:i + 76] for i in range(0, len(enc), 76)]
 
@@ -424,14 +426,14 @@ class Api:
 
 
 def quote(q):
-    from urllib.parse import quote as q_
-    return q_(q, safe="")
+    return urllib.parse.quote(q, safe="")
 
 
 def percentile(sorted_ms, p):
+    """Nearest-rank percentile of an ascending list."""
     if not sorted_ms:
         return 0.0
-    k = min(len(sorted_ms) - 1, max(0, int(round(p / 100.0 * len(sorted_ms) + 0.5)) - 1))
+    k = min(len(sorted_ms) - 1, max(0, math.ceil(p / 100.0 * len(sorted_ms)) - 1))
     return sorted_ms[k]
 
 
