@@ -176,6 +176,7 @@ main_new_server(const config *c, app *a, const main_tls *t, char *err, size_t er
     o.hostname = c->hostname;
     o.max_message_size = c->max_message_size;
     o.max_recipients = c->max_recipients;
+    o.max_sessions = c->max_connections;
     o.command_timeout_ms = c->command_timeout_s * 1000u;
     o.data_timeout_ms = c->data_timeout_s * 1000u;
     o.stop_grace_ms = c->stop_grace_s * 1000u;

@@ -206,3 +206,28 @@ def test_half_close_still_gets_the_250_after_commit(start):
     assert lines[-2].startswith("221 "), got
     with Db(ms.db) as db:
         assert db.ids() == [accepted_id(accepted[0][4:])]
+
+
+def test_max_connections_answers_421_beyond_the_limit(start):
+    """--max-connections N: the N+1th open connection is greeted with 421 4.7.0 and
+    closed; once one closes, a new connection is served again."""
+    ms = start("--max-connections", "2")
+    first, second = ms.raw(), ms.raw()
+    assert first.reply()[0] == 220 and second.reply()[0] == 220
+    third = ms.raw()
+    code, lines = third.reply()
+    assert code == 421 and "4.7.0" in lines[0] and "too many connections" in lines[0]
+    third.close()
+    first.cmd("QUIT")
+    first.close()
+    # the server notices the close on its own loop turn: allow a moment, bounded
+    for _ in range(50):
+        again = ms.raw()
+        code, _ = again.reply()
+        again.close()
+        if code == 220:
+            break
+        time.sleep(0.1)
+    assert code == 220
+    second.cmd("QUIT")
+    second.close()

@@ -86,6 +86,9 @@ static const opt opts[] = {
      .help = "largest message in octets; k, M, G suffixes (default 10240000)"},
     {.name = "max-recipients", .kind = K_NUMBER, FIELD(max_recipients), .min = 1,
      .max = 1000000, .metavar = "N", .help = "recipients per message (default 100)"},
+    {.name = "max-connections", .kind = K_NUMBER, FIELD(max_connections), .min = 1,
+     .max = 1000000, .metavar = "N",
+     .help = "open SMTP connections; more get 421 4.7.0 (default 1000)"},
     {.name = "command-timeout", .kind = K_DURATION, FIELD(command_timeout_s), .min = 1,
      .max = DAY, .metavar = "SECONDS", .help = "wait this long for a command (default 300)"},
     {.name = "data-timeout", .kind = K_DURATION, FIELD(data_timeout_s), .min = 1, .max = DAY,
@@ -1048,6 +1051,7 @@ config_defaults(config *c)
 {
     c->max_message_size = 10240000;
     c->max_recipients = 100;
+    c->max_connections = 1000;
     c->command_timeout_s = 300; /* RFC 5321 4.5.3.2.7 */
     c->data_timeout_s = 180;    /* RFC 5321 4.5.3.2.5 */
     c->stop_grace_s = 10;

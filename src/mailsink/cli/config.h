@@ -47,6 +47,7 @@ typedef struct config {
     char *hostname;               /* --hostname; NULL = the library's default */
     size_t max_message_size;      /* --max-message-size; 10240000 (accepts k/M/G suffix) */
     unsigned max_recipients;      /* --max-recipients; 100 */
+    unsigned max_connections;     /* --max-connections; 1000 (libsmtpd's max-sessions) */
     uint64_t max_messages;        /* --max-messages; 0 = keep all */
     uint64_t max_age_s;           /* --max-age DURATION ("30d", "12h", "90m", "3600s",
                                      or seconds); 0 = keep all */
