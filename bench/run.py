@@ -92,7 +92,8 @@ class Server:
         elif kind == "mailsink":
             argv = [tools["mailsink"], "--smtp", addr, "--db",
                     os.path.join(workdir, "mail.db"), "--http", "none",
-                    "--max-message-size", "200M"] + tools.get("mailsink_args", [])
+                    "--max-message-size", "200M", "--max-connections", "20000"] + \
+                   tools.get("mailsink_args", [])
         else:
             raise ValueError(kind)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
