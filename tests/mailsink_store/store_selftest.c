@@ -114,17 +114,20 @@ static const char msg_junk[] = "\x00\x01\xff\xfe junk \r\n\x80\x81 more\n\r\x00 
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static sqlite3 *captured_db; /* the last connection opened in this process */
+static sqlite3 *captured_db; /* the first connection opened since it was reset */
 
 /* An auto extension runs for every new connection: the test's way to reach the
    writer's own handle (to shrink its max_page_count or its busy timeout) through
-   SQLite's public API, without a test hook in the store. */
+   SQLite's public API, without a test hook in the store. The writer opens its
+   checkpointer's connection after its own, so the first one opened is kept (reset
+   captured_db to NULL before an open to capture that open's handle). */
 static int
 capture_db_cb(sqlite3 *db, const char **errmsg, const struct sqlite3_api_routines *api)
 {
     (void)errmsg;
     (void)api;
-    captured_db = db;
+    if (captured_db == NULL)
+        captured_db = db;
     return SQLITE_OK;
 }
 
@@ -1616,6 +1619,7 @@ main(void)
 
     char *path = path_in(dir, "mail.db");
     char err[256] = "";
+    captured_db = NULL;
     store *st = store_open(path, STORE_WRITER, err, sizeof(err));
     sqlite3 *db = captured_db;
     if (!CHECK(st != NULL, "open writer: %s", err))

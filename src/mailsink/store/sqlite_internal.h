@@ -15,8 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct sqlite_checkpointer sqlite_checkpointer;
+
 struct store {
     sqlite3 *db;
+    sqlite_checkpointer *checkpointer; /* the writer's WAL checkpoints (sqlite_checkpoint.c) */
     char *path;
     store_mode mode;
     int schema; /* the schema this handle reads: a reader may see an older one until
@@ -27,7 +30,9 @@ struct store {
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
     sqlite3_stmt *put_msg;
-    sqlite3_stmt *put_fts;
+    sqlite3_stmt *put_fts_pending; /* one message's text into temp.fts_pending */
+    sqlite3_stmt *put_fts;         /* the whole batch from temp.fts_pending into FTS5 */
+    sqlite3_stmt *clear_fts_pending;
     sqlite3_stmt *put_raw;
     sqlite3_stmt *put_tag;
     sqlite3_stmt *put_msg_tag;
@@ -71,5 +76,10 @@ bool sqlite_fts_term_is_useful(const char *t, size_t n);
 size_t sqlite_fts_term(char *out, size_t len, const char *t, size_t n);
 /* PRAGMA user_version into *version; 0 or -1 (err may be NULL). */
 int sqlite_user_version(store *st, int *version, char *err, size_t errsize);
+
+/* sqlite_checkpoint.c: run the writer's WAL checkpoints on a thread of their own (0, or
+   -1 and the writer keeps SQLite's automatic checkpoints); stop it before closing. */
+int sqlite_checkpointer_start(store *st);
+void sqlite_checkpointer_stop(store *st);
 
 #endif
