@@ -118,6 +118,30 @@ def test_view_html_is_locked_down(ms, api):
     assert r.headers.get("X-Content-Type-Options", "").lower() == "nosniff"
 
 
+def test_view_html_with_a_flood_of_cid_references(ms, api):
+    """HTML of ~4 MB of "cid:" with no terminator and no matching part: the rewrite looks
+    at a bounded stretch per reference, so the page comes back (the test's deadline
+    bounds it) and the server serves on."""
+    html = "<p>" + "cid:" * (1 << 20) + "</p>"
+    mid = send(ms, make_msg(subject="cid flood", html=html, text="t"))
+    r = api.get("/view/%s.html" % mid)
+    assert r.status == 200 and b"cid:cid:" in r.body
+    assert api.get("/livez").status == 200
+
+
+def test_large_non_send_bodies_get_413(ms, api):
+    """Only /send takes big bodies; a 2 MiB list of IDs is refused before Jansson builds
+    a tree many times its size, and the server serves on."""
+    body = b'{"IDs": [' + b'"",' * (700 * 1024) + b'""]}'
+    for method, path in (("PUT", "/api/v1/messages"), ("DELETE", "/api/v1/messages"),
+                         ("PUT", "/api/v1/tags")):
+        r = api.request(method, path, body=body)
+        assert r.status == 413, r
+    assert api.get("/livez").status == 200
+    mid = send(ms, make_msg(subject="still here"))
+    assert api.get("/api/v1/message/%s" % mid).status == 200
+
+
 def raw_request(api, data, timeout=10):
     """Send bytes as they are; the reply's bytes (up to 64 KiB) or b"" if the server
     closed without answering."""

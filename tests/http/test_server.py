@@ -354,6 +354,32 @@ def test_ui_files_and_headers(run):
     assert status == 200
 
 
+def test_head_sends_no_body_on_a_keep_alive_connection(run):
+    """A HEAD answer has the GET's headers and length but no body: a body would be read
+    as the start of the next reply on the same connection (libevent sends whatever it
+    is given). Raw socket, so nothing in a client library hides stray bytes."""
+    ms = run()
+    with socket.create_connection(("127.0.0.1", http_port(ms)), timeout=T) as s:
+        s.sendall(b"HEAD /api/v1/messages HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        for _ in range(1000):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    replies = data.split(b"HTTP/1.1 ")
+    assert replies[0] == b"" and len(replies) == 4, data[:600]
+    head1, head2, last = replies[1:]
+    for head in (head1, head2):
+        assert head.startswith(b"200"), head[:200]
+        top, _, rest = head.partition(b"\r\n\r\n")
+        assert rest == b"", "a HEAD reply carried a body: %r" % rest[:200]
+        assert b"content-length: " in top.lower()
+    assert last.startswith(b"200") and last.endswith(b"\r\n\r\nok")
+
+
 def test_keep_alive_replies_do_not_stall(run):
     """TCP_NODELAY: without it, the end of a multi-segment reply on a keep-alive
     connection waits ~40 ms for the client's delayed ACK."""

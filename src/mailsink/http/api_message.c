@@ -296,6 +296,7 @@ api_view_base_at(const char *html, size_t len)
 /* cid: references looked up at most (each costs a walk over the parts): a hostile
    message cannot make the rewrite quadratic */
 #define API_VIEW_CID_MAX 1000
+#define API_VIEW_CID_LEN 256 /* octets of a cid: reference looked at */
 
 /*
  * The HTML with every cid:CONTENT-ID that names one of the message's parts replaced by
@@ -321,14 +322,18 @@ api_view_rewrite(http_req *r, const api_msg *m, const char *html, size_t len, bo
         if (strncasecmp(html + i, "cid:", 4) != 0)
             continue;
         lookups++;
+        /* a Content-ID is short: scanning at most API_VIEW_CID_LEN octets keeps a body of
+           "cid:cid:cid:..." linear (each lookup would otherwise scan to the end) */
         size_t v = i + 4, end = v;
-        while (end < len && !api_view_cid_end(html[end]))
+        while (end < len && end - v < API_VIEW_CID_LEN && !api_view_cid_end(html[end]))
             end++;
         if (!msg && !(msg = mime_message_json(m->raw, m->len)))
             goto fail;
         const char *part = api_view_cid_part(msg, html + v, end - v);
-        if (!part)
+        if (!part) {
+            i = end - 1; /* what was scanned is not searched again */
             continue;
+        }
         if (evbuffer_add(out, html + done, i - done) < 0 ||
             evbuffer_add_printf(out, "%sapi/v1/message/%s/part/%s", r->ctx->webroot, eid, part) < 0)
             goto fail;

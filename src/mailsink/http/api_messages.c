@@ -137,10 +137,25 @@ api_search(http_req *r)
 
 /* ---- changes ---- */
 
+/* Per-id "delete" events for one request, capped like the read/tag updates below: a
+   delete of 100,000 messages would queue megabytes into every event stream (and get
+   them dropped as slow readers). Past the cap the coalesced "stats" event tells open
+   pages the mailbox shrank, and they fetch their page again. */
+#define API_MESSAGES_DELETE_EVENTS_MAX 1000
+
+typedef struct api_messages_deleted {
+    http_ctx *ctx;
+    size_t announced;
+} api_messages_deleted;
+
 static void
-api_messages_deleted_cb(const char *id, void *ctx)
+api_messages_deleted_cb(const char *id, void *arg)
 {
-    api_event_delete(ctx, id);
+    api_messages_deleted *d = arg;
+    if (d->announced < API_MESSAGES_DELETE_EVENTS_MAX) {
+        d->announced++;
+        api_event_delete(d->ctx, id);
+    }
 }
 
 /* Delete ids (n > 0), else those matching q (NULL = all); answer ok and tell the
@@ -149,7 +164,8 @@ static void
 api_messages_delete_and_reply(http_req *r, const char *const *ids, size_t n, const search_query *q)
 {
     http_ctx *ctx = r->ctx;
-    long deleted = store_delete_matching(ctx->st, ids, n, q, api_messages_deleted_cb, ctx);
+    api_messages_deleted d = {ctx, 0};
+    long deleted = store_delete_matching(ctx->st, ids, n, q, api_messages_deleted_cb, &d);
     if (deleted < 0) {
         http_reply_error(r, 500, "cannot delete: the store failed");
         return;

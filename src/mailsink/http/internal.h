@@ -52,9 +52,9 @@ typedef struct http_ctx {
 typedef struct http_req {
     struct evhttp_request *req;
     http_ctx *ctx;
-    const char *path;     /* below the webroot, starting with '/': "/api/v1/messages" */
-    const char *id;       /* the {ID} of the route, URL-decoded ("latest" as given), or NULL */
-    const char *part;     /* the {PartID}, or NULL */
+    const char *path;        /* below the webroot, starting with '/': "/api/v1/messages" */
+    const char *id;          /* the {ID} of the route, URL-decoded ("latest" as given), or NULL */
+    const char *part;        /* the {PartID}, or NULL */
     struct evkeyvalq *query; /* the decoded query string */
 } http_req;
 
@@ -73,6 +73,11 @@ void http_reply_error(http_req *r, int status, const char *fmt, ...)
    pairs, may be NULL), e.g. Content-Disposition for attachments. */
 void http_reply_bytes(http_req *r, int status, const char *content_type, const void *data,
                       size_t len, const char *const *headers);
+
+/* Send body (may be NULL; not freed) with status: every reply goes through here so that
+   a HEAD request gets the headers and Content-Length but no body. */
+void http_send_buffer(struct evhttp_request *req, int status, const char *reason,
+                      struct evbuffer *body);
 
 /* ---- request helpers ---- */
 
@@ -101,15 +106,15 @@ void api_search_delete(http_req *r);   /* DELETE /api/v1/search */
 void api_tags_list(http_req *r);       /* GET /api/v1/tags */
 void api_tags_set(http_req *r);        /* PUT /api/v1/tags */
 /* api_message.c */
-void api_message(http_req *r);         /* GET /api/v1/message/{ID} (marks it read) */
-void api_message_headers(http_req *r); /* GET /api/v1/message/{ID}/headers */
-void api_message_raw(http_req *r);     /* GET /api/v1/message/{ID}/raw */
-void api_message_part(http_req *r);    /* GET /api/v1/message/{ID}/part/{PartID} */
+void api_message(http_req *r);          /* GET /api/v1/message/{ID} (marks it read) */
+void api_message_headers(http_req *r);  /* GET /api/v1/message/{ID}/headers */
+void api_message_raw(http_req *r);      /* GET /api/v1/message/{ID}/raw */
+void api_message_part(http_req *r);     /* GET /api/v1/message/{ID}/part/{PartID} */
 void api_message_envelope(http_req *r); /* GET /api/v1/message/{ID}/envelope: our addition:
                                           sender, recipients, client, HELO, TLS, AUTH,
                                           findings */
-void api_view_html(http_req *r);       /* GET /view/{ID}.html */
-void api_view_text(http_req *r);       /* GET /view/{ID}.txt */
+void api_view_html(http_req *r);        /* GET /view/{ID}.html */
+void api_view_text(http_req *r);        /* GET /view/{ID}.txt */
 /* api_send.c */
 void api_send(http_req *r); /* POST /api/v1/send (answers later, after the commit) */
 /* api_info.c */

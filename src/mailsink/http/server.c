@@ -58,6 +58,7 @@
 #define HTTP_MAX_QUEUED_IDS 100000              /* stored ids waiting for the HTTP thread */
 #define HTTP_STOP_FLUSH_MS 200                  /* at stop, time for the last replies to leave */
 #define HTTP_BODY_SLACK 4                       /* bodies up to 4 x --max-send-size are read */
+#define HTTP_MAX_API_BODY (1 << 20)             /* any body but /send's (~40,000 IDs) */
 
 typedef struct http_call {
     void (*fn)(void *);
@@ -87,6 +88,23 @@ struct http_server {
 /* ---- replies ------------------------------------------------------------------------- */
 
 void
+http_send_buffer(struct evhttp_request *req, int status, const char *reason, struct evbuffer *body)
+{
+    /* libevent 2.1 sends whatever body it is given, HEAD or not; a HEAD answered with a
+       body desynchronises a keep-alive connection (the body is read as the next reply).
+       So a HEAD gets the GET's headers with the length the body would have, and none. */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        char len[32];
+        snprintf(len, sizeof len, "%zu", body ? evbuffer_get_length(body) : (size_t)0);
+        evhttp_remove_header(out, "Content-Length");
+        evhttp_add_header(out, "Content-Length", len);
+        body = NULL;
+    }
+    evhttp_send_reply(req, status, reason, body);
+}
+
+void
 http_reply_bytes(http_req *r, int status, const char *content_type, const void *data, size_t len,
                  const char *const *headers)
 {
@@ -105,7 +123,7 @@ http_reply_bytes(http_req *r, int status, const char *content_type, const void *
         evhttp_send_error(r->req, 500, "Out of memory");
         return;
     }
-    evhttp_send_reply(r->req, status, NULL, body);
+    http_send_buffer(r->req, status, NULL, body);
     evbuffer_free(body);
 }
 
@@ -529,7 +547,16 @@ server_dispatch(http_server *h, struct evhttp_request *req, const char *path,
             continue;
         r.id = m.id;
         r.part = m.part;
-        routes[i].fn(&r);
+        /* bodies up to HTTP_BODY_SLACK x --max-send-size are read so that /send can refuse
+           a message too large with its own JSON 413; every other body is a small JSON
+           list of IDs or tags, and parsing a large one into a Jansson tree would cost
+           many times its size in memory */
+        if (routes[i].fn != api_send &&
+            evbuffer_get_length(evhttp_request_get_input_buffer(req)) > HTTP_MAX_API_BODY)
+            http_reply_error(&r, 413, "request body too large (at most %d octets)",
+                             HTTP_MAX_API_BODY);
+        else
+            routes[i].fn(&r);
         free(m.id);
         free(m.part);
         return;

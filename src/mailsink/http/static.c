@@ -125,7 +125,7 @@ http_static(http_req *r)
     } else {
         evhttp_remove_header(out, "Content-Type");
         evhttp_add_header(out, "Content-Type", f->content_type);
-        evhttp_send_reply(r->req, 200, "OK", body);
+        http_send_buffer(r->req, 200, "OK", body);
     }
     evbuffer_free(body);
 }

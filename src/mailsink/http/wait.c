@@ -7,7 +7,9 @@
  * 300) it gets 408 with a plain-text reason.
  *
  * Bounded: at most WAIT_MAX waiters (503 beyond). A client that goes away is noticed
- * through the connection's close callback, which frees its waiter.
+ * through the connection's close callback, which frees its waiter. Re-checks run at most
+ * every WAIT_CHECK_MS: each one is a count per waiter, and under steady SMTP load a
+ * batch is stored every few milliseconds.
  *
  * HTTP thread only.
  */
@@ -28,6 +30,7 @@
 #define WAIT_DEFAULT_S 30
 #define WAIT_MAX_S 300
 #define WAIT_MAX_COUNT 1000000
+#define WAIT_CHECK_MS 50
 
 typedef struct wait_one {
     struct evhttp_request *req;
@@ -45,6 +48,7 @@ struct http_waiters {
     http_ctx *ctx;
     wait_one *head;
     size_t count;
+    struct event *check; /* one-shot: the coalesced re-check */
 };
 
 static void
@@ -131,16 +135,35 @@ wait_is_met(http_ctx *ctx, const search_query *q, size_t count)
     return c.total >= 0 && (size_t)c.total >= count;
 }
 
+static void
+wait_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http_waiters *w = arg;
+    wait_one *one, *next;
+
+    for (one = w->head; one; one = next) {
+        next = one->next;
+        if (wait_is_met(w->ctx, &one->q, one->count) == 1)
+            wait_finish(one, true);
+    }
+}
+
 void
 http_waiters_check(http_ctx *ctx)
 {
     http_waiters *w = ctx->waiters;
-    wait_one *one, *next;
 
-    for (one = w ? w->head : NULL; one; one = next) {
-        next = one->next;
-        if (wait_is_met(ctx, &one->q, one->count) == 1)
-            wait_finish(one, true);
+    if (!w || !w->head)
+        return;
+    if (!w->check && !(w->check = evtimer_new(ctx->base, wait_check_cb, w))) {
+        wait_check_cb(-1, 0, w); /* no timer: check now rather than never */
+        return;
+    }
+    if (!evtimer_pending(w->check, NULL)) {
+        struct timeval tv = {0, WAIT_CHECK_MS * 1000};
+        evtimer_add(w->check, &tv);
     }
 }
 
@@ -276,5 +299,7 @@ void
 http_waiters_free(http_waiters *w)
 {
     http_waiters_end_all(w);
+    if (w && w->check)
+        event_free(w->check);
     free(w);
 }

@@ -394,9 +394,12 @@ function connectEvents() {
     es.addEventListener('stats', (e) => {
         const d = data(e);
         if (!d) return;
+        const before = totals.total;
         totals = {total: Number(d.Total) || 0, unread: Number(d.Unread) || 0};
         if (d.Version) fill(ui.version, `· mailsink ${d.Version}`);
         if (totals.total === 0 && list.messages.length) list.clear();
+        // a large delete announces only its first 1000 ids: fetch the page again
+        else if (totals.total < before && route.view !== 'message') reloadSoon();
         updateChrome();
     });
 }
