@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "json_path.h"
+
 static json_t *
 parse(const char *text)
 {
@@ -29,30 +31,6 @@ parse(const char *text)
     if (j == NULL)
         fail_msg("test JSON: %s: %s", e.text, text);
     return j;
-}
-
-static const char *
-str_at(const json_t *obj, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    const json_t *cur = obj;
-    for (char *tok = buf, *dot; tok != NULL && cur != NULL; tok = dot ? dot + 1 : NULL) {
-        dot = strchr(tok, '.');
-        if (dot)
-            *dot = '\0';
-        cur = json_is_array(cur) ? json_array_get(cur, strtoul(tok, NULL, 10))
-                                 : json_object_get(cur, tok);
-    }
-    return json_string_value(cur);
-}
-
-static void
-assert_str_at(const json_t *obj, const char *path, const char *want)
-{
-    const char *got = str_at(obj, path);
-    if (got == NULL || strcmp(got, want) != 0)
-        fail_msg("%s: got [%s], want [%s]", path, got ? got : "(none)", want);
 }
 
 /* Hex digest by OpenSSL, to compare with what mime_message_json says. */

@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "json_path.h"
+
 /* "hello": checked with md5sum, sha1sum and sha256sum */
 #define HELLO_MD5 "5d41402abc4b2a76b9719d911017c592"
 #define HELLO_SHA1 "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
@@ -89,33 +91,6 @@ static const char msg_tree[] =
     "epilogue\r\n";
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-static const char *
-str_at(const json_t *obj, const char *path)
-{
-    /* "a.b.0.c": object keys and array indexes */
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    const json_t *cur = obj;
-    for (char *tok = buf, *dot; tok != NULL && cur != NULL; tok = dot ? dot + 1 : NULL) {
-        dot = strchr(tok, '.');
-        if (dot)
-            *dot = '\0';
-        if (json_is_array(cur))
-            cur = json_array_get(cur, strtoul(tok, NULL, 10));
-        else
-            cur = json_object_get(cur, tok);
-    }
-    return json_string_value(cur);
-}
-
-static void
-assert_str_at(const json_t *obj, const char *path, const char *want)
-{
-    const char *got = str_at(obj, path);
-    if (got == NULL || strcmp(got, want) != 0)
-        fail_msg("%s: got [%s], want [%s]", path, got ? got : "(none)", want);
-}
 
 static int
 utf8_is_valid(const char *s)

@@ -88,16 +88,16 @@ typedef struct config {
     bool auth_required;       /* --auth-required: MAIL without AUTH gets 530 */
 
     /* HTTP: REST API, live events, web UI */
-    char *http;            /* --http ADDR:PORT; "127.0.0.1:8025"; "none" = off */
-    char *http_auth_file;  /* --http-auth-file FILE: basic auth, "user:{SHA256}hex" or
-                              "user:password" lines (the --auth-file format) */
-    char *http_tls_cert;   /* --http-tls-cert FILE (PEM): serve HTTPS */
-    char *http_tls_key;    /* --http-tls-key FILE */
-    char *webroot;         /* --webroot PATH: serve under /PATH/ behind a proxy; "/" */
-    char *api_cors;        /* --api-cors ORIGIN: Access-Control-Allow-Origin; NULL = none */
-    char *ui_label;        /* --ui-label TEXT: WebUIConfiguration.Label; NULL = none */
-    size_t max_send_size;  /* --max-send-size: POST /api/v1/send body cap (413 beyond);
-                              defaults to max-message-size * 4/3 + 64 KiB (base64) */
+    char *http;           /* --http ADDR:PORT; "127.0.0.1:8025"; "none" = off */
+    char *http_auth_file; /* --http-auth-file FILE: basic auth, "user:{SHA256}hex" or
+                             "user:password" lines (the --auth-file format) */
+    char *http_tls_cert;  /* --http-tls-cert FILE (PEM): serve HTTPS */
+    char *http_tls_key;   /* --http-tls-key FILE */
+    char *webroot;        /* --webroot PATH: serve under /PATH/ behind a proxy; "/" */
+    char *api_cors;       /* --api-cors ORIGIN: Access-Control-Allow-Origin; NULL = none */
+    char *ui_label;       /* --ui-label TEXT: WebUIConfiguration.Label; NULL = none */
+    size_t max_send_size; /* --max-send-size: POST /api/v1/send body cap (413 beyond);
+                             defaults to max-message-size * 4/3 + 64 KiB (base64) */
 
     char *config_file; /* --config FILE */
 
