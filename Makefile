@@ -2,7 +2,8 @@
 #   make        build (build/)
 #   make test   install missing packages, build, run every test (also under ASan+UBSan,
 #               and a short fuzz smoke run)
-#   make run    install missing packages, build, start mailsink (SMTP on 127.0.0.1:1025)
+#   make run    install missing packages, build, start mailsink (SMTP on 127.0.0.1:1025,
+#               web UI and API on http://127.0.0.1:8025/)
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -43,7 +44,8 @@ fuzz-smoke:
 run: deps
 	$(MAKE) build
 	@echo "mailsink: send mail to 127.0.0.1:1025 (e.g. swaks --server 127.0.0.1:1025 --to you@example.com);"
-	@echo "          inspect it with '$(BUILD)/mailsink list' / 'show ID' / 'raw ID'. Ctrl-C stops."
+	@echo "          see it at http://127.0.0.1:8025/ (web UI, Mailpit-compatible API under /api/v1/)"
+	@echo "          or with '$(BUILD)/mailsink list' / 'show ID' / 'raw ID'. Ctrl-C stops."
 	$(BUILD)/mailsink
 
 install: build
