@@ -115,7 +115,7 @@ export class MessageList {
                     {class: 'meta'},
                     tags.map((t) => h('span', {class: 'tag'}, t)),
                     attachments
-                        ? h('span', {class: 'att', title: `${attachments} attachment(s)`}, `📎${attachments}`)
+                        ? h('span', {class: 'att', title: `${attachments} attachment(s)`}, String(attachments))
                         : null,
                     h('span', {class: 'size'}, formatSize(m.Size)),
                     h('time', {datetime: m.Created || '', title: formatLongDate(m.Created)}, formatShortDate(m.Created)),
