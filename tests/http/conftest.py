@@ -25,7 +25,7 @@ import pytest
 # Appended, not prepended: the test modules import this file as `conftest`, and
 # tests/mailsink has a conftest.py of its own.
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "mailsink"))
-from mslib import HOSTNAME, TIMEOUT, Db, Mailsink, clean_env  # noqa: E402
+from mslib import HOSTNAME, TIMEOUT, Db, Mailsink, clean_env, stop_all  # noqa: E402
 from mslib import send as _smtp_send  # noqa: E402
 
 TEST_DEADLINE = 240  # seconds; no test comes near it
@@ -337,16 +337,7 @@ def _launch(tmp, started, args=(), db="default"):
 
 
 def _shutdown(started):
-    bad = []
-    for ms in started:
-        already = ms.proc.poll()
-        rc = ms.stop() if already is None else already
-        err = ms.stderr()
-        print("---- %s (exit %s) stderr ----\n%s" % (" ".join(ms.argv), rc, err[-4000:]))
-        if ms.expected_exit is not None and (rc != ms.expected_exit or "Sanitizer" in err
-                                             or "runtime error:" in err):
-            bad.append("%s: exit status %s, expected %s" % (" ".join(ms.argv), rc,
-                                                              ms.expected_exit))
+    bad = stop_all(started)
     if bad:
         pytest.fail("mailsink did not end cleanly: " + "; ".join(bad))
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mslib import HOSTNAME, Mailsink, clean_env
+from mslib import HOSTNAME, Mailsink, clean_env, stop_all
 
 TEST_DEADLINE = 240  # seconds; no test comes near it
 
@@ -46,16 +46,7 @@ def start(tmp_path):
         return ms
 
     yield _start
-    bad = []
-    for ms in started:
-        already = ms.proc.poll()
-        rc = ms.stop() if already is None else already
-        err = ms.stderr()
-        print("---- %s (exit %s) stderr ----\n%s" % (" ".join(ms.argv), rc, err[-4000:]))
-        if ms.expected_exit is not None and (rc != ms.expected_exit or "Sanitizer" in err
-                                             or "runtime error:" in err):
-            bad.append("%s: exit status %s, expected %s" % (" ".join(ms.argv), rc,
-                                                              ms.expected_exit))
+    bad = stop_all(started)
     if bad:
         pytest.fail("mailsink did not end cleanly: " + "; ".join(bad))
 

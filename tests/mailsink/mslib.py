@@ -347,6 +347,23 @@ def trace_size(raw):
     return end + 2
 
 
+def stop_all(started):
+    """Stop every Mailsink (SIGTERM unless it already ended), print its stderr, and
+    return what went wrong: an exit status other than ms.expected_exit (None: not
+    checked) or a sanitizer report. The fixtures fail the test on a non-empty list."""
+    bad = []
+    for ms in started:
+        already = ms.proc.poll()
+        rc = ms.stop() if already is None else already
+        err = ms.stderr()
+        print("---- %s (exit %s) stderr ----\n%s" % (" ".join(ms.argv), rc, err[-4000:]))
+        if ms.expected_exit is not None and (rc != ms.expected_exit or "Sanitizer" in err
+                                             or "runtime error:" in err):
+            bad.append("%s: exit status %s, expected %s" % (" ".join(ms.argv), rc,
+                                                              ms.expected_exit))
+    return bad
+
+
 def wait_until(pred, timeout=10, interval=0.05):
     """Poll pred() until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout
