@@ -2,6 +2,7 @@
 #   make        build (build/)
 #   make test   install missing packages, build, run every test (also under ASan+UBSan,
 #               and a short fuzz smoke run)
+#   make fuzz   run every fuzz target long (FUZZ_MINUTES each)
 #   make run    install missing packages, build, start mailsink (SMTP on 127.0.0.1:1025,
 #               web UI and API on http://127.0.0.1:8025/)
 
@@ -11,7 +12,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 
-.PHONY: all deps build test test-plain test-asan fuzz-smoke run install clean format
+.PHONY: all deps build test test-plain test-asan fuzz-smoke fuzz run install clean format
 
 all: build
 
@@ -40,6 +41,13 @@ fuzz-smoke:
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSMTPD_FUZZ=ON -DSMTPD_TESTS=OFF -DCMAKE_C_COMPILER=clang
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	bash tests/fuzz/smoke.sh $(FUZZ_BUILD)
+
+# Long fuzzing: every target for FUZZ_MINUTES (default 60) each, corpora kept under
+# $(FUZZ_BUILD)/fuzz-long/ between runs; see tests/fuzz/long.sh.
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSMTPD_FUZZ=ON -DSMTPD_TESTS=OFF -DCMAKE_C_COMPILER=clang
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash tests/fuzz/long.sh $(FUZZ_BUILD)
 
 run: deps
 	$(MAKE) build
