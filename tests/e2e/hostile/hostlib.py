@@ -165,14 +165,14 @@ def stored(ms, mid):
         return db.row(mid)
 
 
-def normal_transaction(ms):
+def normal_transaction(ms, rcpt="ok@y.example"):
     """A full well-behaved transaction on a new connection: 250 and stored byte-exact.
     Returns its id."""
     tag = uuid.uuid4().hex
     content = (b"From: ok@x.example\r\nTo: ok@y.example\r\nSubject: normal " +
                tag.encode() + b"\r\n\r\nall well\r\n")
     with Client(ms) as c:
-        c.envelope("ok@x.example", ["ok@y.example"])
+        c.envelope("ok@x.example", [rcpt])
         r = c.data(content + b".\r\n")
         assert r.is_(250, "2.0.0"), r
         mid = r.lines[-1].split()[1]
@@ -187,8 +187,9 @@ class Case:
     exactly n messages were stored meanwhile, and a normal client still gets 250 and its
     message stored."""
 
-    def __init__(self, ms):
+    def __init__(self, ms, rcpt="ok@y.example"):
         self.ms = ms
+        self.rcpt = rcpt  # for the normal client: one this server's rules accept
         assert ms.proc.poll() is None, "mailsink is not running"
         self.before = count(ms)
 
@@ -199,7 +200,7 @@ class Case:
         assert self.ms.proc.poll() is None, "mailsink died:\n" + self.ms.stderr()[-3000:]
         got = self.stored_since()
         assert got == n, "stored %d message(s), expected %d" % (got, n)
-        normal_transaction(self.ms)
+        normal_transaction(self.ms, self.rcpt)
         assert count(self.ms) == self.before + n + 1
 
 
