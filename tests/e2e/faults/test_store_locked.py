@@ -1,0 +1,124 @@
+"""The store locked or slow (fault table: "store locked / slow").
+
+Another process (Python's sqlite3) holds BEGIN EXCLUSIVE on mailsink's database.
+- Held longer than the store's busy timeout (5 s): the message is answered 451 4.3.0
+  after the timeout (well before 10 minutes), nothing stored; other sessions are served
+  meanwhile (greeting, EHLO, NOOP within a second); once the lock is gone mail is stored
+  again without a restart.
+- Held briefly (2 s, under the timeout): the 250 comes only after the lock is released
+  and the message is in the database when the client reads the 250.
+The fd count and RSS of mailsink are back afterwards.
+test_store.py::test_no_250_while_the_database_is_locked has the basic case; these add the
+deadline, the other sessions and the recovery."""
+
+import sqlite3
+import threading
+import time
+
+from faultlib import Proc, deliver, message, open_data, settle
+from mslib import Db, RawClient, accepted_id
+
+BUSY_TIMEOUT = 5.0  # STORE_BUSY_TIMEOUT_MS in src/mailsink/store/sqlite.c
+
+
+class Locker:
+    """BEGIN EXCLUSIVE on the database from another connection, released by release()."""
+
+    def __init__(self, path):
+        self.conn = sqlite3.connect(path, timeout=10, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.execute("BEGIN EXCLUSIVE")
+        self.released_at = None
+
+    def release(self):
+        if self.released_at is None:
+            self.conn.execute("ROLLBACK")
+            self.released_at = time.monotonic()
+            self.conn.close()
+
+
+def quick_session(ms, results):
+    """A separate client during the lock: greeting, EHLO, NOOP; how long each took."""
+    t0 = time.monotonic()
+    with RawClient(ms.addr, ms.port) as c:
+        c.sock.settimeout(3)
+        codes = [c.reply()[0], c.cmd("EHLO other.test")[0], c.cmd("NOOP")[0],
+                 c.cmd("MAIL FROM:<o@x.example>")[0], c.cmd("RCPT TO:<p@y.example>")[0],
+                 c.cmd("QUIT")[0]]
+    results.append((codes, time.monotonic() - t0))
+
+
+def test_lock_held_past_busy_timeout_gives_451_then_recovers(start):
+    ms = start()
+    first = deliver(ms, message("before the lock"))
+    before = Proc(ms.proc.pid).snapshot()
+    lock = Locker(ms.db)
+    try:
+        c = open_data(ms)
+        c.sock.settimeout(BUSY_TIMEOUT + 15)
+        t0 = time.monotonic()
+        c.send(message("while locked") + b".\r\n")
+        # meanwhile, other sessions are served promptly
+        others = []
+        for _ in range(3):
+            quick_session(ms, others)
+        code, text = c.reply()
+        took = time.monotonic() - t0
+        held = lock.released_at is None
+    finally:
+        lock.release()
+    assert held, "lock released before the reply"
+    assert (code, text[0].split(" ", 1)[0]) == (451, "4.3.0"), (code, text)
+    assert BUSY_TIMEOUT - 0.5 <= took <= BUSY_TIMEOUT + 10, took
+    for codes, secs in others:
+        assert codes == [220, 250, 250, 250, 250, 221] and secs < 2.0, others
+    with Db(ms.db) as db:
+        assert db.ids() == [first], "a message answered 451 is stored"
+    # the same session, and a new one, store again once the lock is gone
+    assert c.cmd("MAIL FROM:<a@x.example>")[0] == 250
+    assert c.cmd("RCPT TO:<b@y.example>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    again = message("same session after the lock")
+    c.send(again + b".\r\n")
+    code, text = c.reply()
+    assert code == 250, text
+    rid = accepted_id(text[0])
+    c.cmd("QUIT")
+    c.close()
+    fresh = message("new session after the lock")
+    rid2 = deliver(ms, fresh)
+    with Db(ms.db) as db:
+        assert sorted(db.ids()) == sorted([first, rid, rid2])
+        assert db.body(rid) == again and db.body(rid2) == fresh
+    settle(ms, before)
+
+
+def test_brief_lock_delays_the_250_until_the_commit(start):
+    ms = start()
+    deliver(ms, message("warm up"))
+    before = Proc(ms.proc.pid).snapshot()
+    lock = Locker(ms.db)
+    timer = threading.Timer(2.0, lock.release)
+    try:
+        c = open_data(ms)
+        c.sock.settimeout(BUSY_TIMEOUT + 15)
+        content = message("slow store")
+        timer.start()
+        c.send(content + b".\r\n")
+        others = []
+        quick_session(ms, others)
+        code, text = c.reply()
+        got_at = time.monotonic()
+    finally:
+        timer.cancel()
+        lock.release()
+    assert code == 250, text
+    rid = accepted_id(text[0])
+    # stored at the moment the client holds its 250
+    with Db(ms.db) as db:
+        assert db.body(rid) == content
+    assert got_at >= lock.released_at, "250 before the lock was released"
+    assert others[0][0] == [220, 250, 250, 250, 250, 221] and others[0][1] < 2.0, others
+    c.cmd("QUIT")
+    c.close()
+    settle(ms, before)
