@@ -115,6 +115,21 @@ typedef struct smtpd_options {
     const char *auth_mechanisms; /* [auth-mechanisms] space-separated, from PLAIN LOGIN
                                     CRAM-MD5; NULL = all three. AUTH is offered only
                                     when an on_auth hook is set. Copied. */
+
+    /* Resource limits against many clients at once. Appended here as well. */
+    unsigned max_sessions_per_ip; /* [max-sessions-per-ip] open sessions from one client
+                                     address; more get "421 4.7.0 Error: too many
+                                     connections from ADDR"; 1000 */
+    size_t max_buffered_data;     /* [max-buffered-data] octets of message content that
+                                     all sessions together hold in memory until
+                                     its delivery is answered; a message that would
+                                     pass it fails with "452 4.3.1 Insufficient system
+                                     storage" at end of data (the rest is read and
+                                     dropped); MAIL with a SIZE larger than what is free
+                                     and DATA while less than 64 KiB is free get that
+                                     452 at once. Never less than max-message-size + 8
+                                     KiB, so one message of the largest size always fits
+                                     alone. 268435456 */
 } smtpd_options;
 
 /* Fill *opts with the defaults above. */

@@ -177,6 +177,8 @@ main_new_server(const config *c, app *a, const main_tls *t, char *err, size_t er
     o.max_message_size = c->max_message_size;
     o.max_recipients = c->max_recipients;
     o.max_sessions = c->max_connections;
+    o.max_sessions_per_ip = c->max_connections_per_ip;
+    o.max_buffered_data = c->max_buffered_data;
     o.command_timeout_ms = c->command_timeout_s * 1000u;
     o.data_timeout_ms = c->data_timeout_s * 1000u;
     o.stop_grace_ms = c->stop_grace_s * 1000u;
@@ -290,6 +292,9 @@ main_serve(const config *c)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* a file size limit (ulimit -f) must fail the write with EFBIG, which the store
+       answers with a 4xx, not kill the process and every session with it */
+    signal(SIGXFSZ, SIG_IGN);
 
     mime_init();
     if (strcmp(c->db_path, ":memory:") != 0 &&

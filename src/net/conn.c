@@ -27,6 +27,7 @@
 typedef struct conn {
     smtpd_server *srv;
     smtpd_session *sess;
+    peers_entry *peer;       /* this client address's session count */
     struct bufferevent *bev; /* the socket, or the TLS filter over it */
     bool closing;            /* the session is over; free once the output is written */
     bool handshaking;        /* a TLS handshake runs: no reading, no greeting yet */
@@ -48,6 +49,7 @@ conn_free(conn *c)
     if (c->reaper)
         event_free(c->reaper);
     sessions_remove(&srv->sessions, c->sess->id);
+    peers_release(&srv->peers, c->peer);
     session_free(c->sess);
     bufferevent_free(c->bev);
     free(c);
@@ -196,7 +198,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
-/* Before the greeting: refuse when over max-sessions or stopping, else on_connect. */
+/* Before the greeting: refuse when over max-sessions, max-sessions-per-ip or stopping,
+   else on_connect. */
 static void
 conn_greet(conn *c)
 {
@@ -204,6 +207,8 @@ conn_greet(conn *c)
     int state = atomic_load(&c->srv->state);
     if (state != SERVER_RUNNING || atomic_load(&c->srv->nsessions) > c->srv->opts.max_sessions)
         session_refuse_busy(c->sess);
+    else if (c->peer->count > c->srv->opts.max_sessions_per_ip)
+        session_refuse_peer(c->sess);
     else
         session_start(c->sess, time(NULL));
 }
@@ -274,7 +279,10 @@ conn_accept(smtpd_server *srv, int fd, const char *addr, int port, bool implicit
     uint64_t id = ++srv->next_session_id;
     c->sess = session_new(&srv->env, id, addr, port);
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->sess || !c->bev || sessions_put(&srv->sessions, id, c) != 0) {
+    c->peer = peers_add(&srv->peers, addr);
+    if (!c->sess || !c->bev || !c->peer || sessions_put(&srv->sessions, id, c) != 0) {
+        if (c->peer)
+            peers_release(&srv->peers, c->peer);
         session_free(c->sess);
         if (c->bev)
             bufferevent_free(c->bev);

@@ -89,6 +89,7 @@ smtpd_server_new(const smtpd_options *opts, const smtpd_hooks *hooks, void *user
     atomic_init(&srv->state, SERVER_NEW);
     atomic_init(&srv->nsessions, 0);
     sessions_init(&srv->sessions);
+    peers_init(&srv->peers);
     pthread_mutex_init(&srv->lock, NULL);
     return srv;
 }
@@ -452,6 +453,7 @@ smtpd_server_free(smtpd_server *srv)
     if (srv->grace_timer)
         event_free(srv->grace_timer);
     sessions_cleanup(&srv->sessions);
+    peers_cleanup(&srv->peers);
     if (srv->own_base && srv->base)
         event_base_free(srv->base);
     for (completion *c = srv->done_head; c;) {

@@ -10,6 +10,7 @@
 #ifndef NET_SERVER_H
 #define NET_SERVER_H
 
+#include "net/peers.h"
 #include "net/sessions.h"
 #include "smtp/session.h"
 
@@ -67,6 +68,7 @@ struct smtpd_server {
     _Atomic int state; /* server_state */
 
     sessions_map sessions; /* id -> conn */
+    peers_map peers;       /* client address -> open sessions, for max-sessions-per-ip */
     _Atomic size_t nsessions;
     uint64_t next_session_id;
 

@@ -183,6 +183,12 @@ commands_mail_params(smtpd_session *s, const parse_path *p)
                 session_error(s, 552, "5.3.4", "Message size exceeds fixed limit");
                 return false;
             }
+            if (size > session_msg_budget_free(s)) {
+                /* RFC 1870 6.1: the size fits the limit but not now (other sessions'
+                   messages hold max-buffered-data) */
+                session_reply(s, 452, "4.3.1", "Insufficient system storage");
+                return false;
+            }
         } else if (str_ieq(k, "BODY")) {
             if (!v || !(str_ieq(v, "7BIT") || str_ieq(v, "8BITMIME"))) {
                 session_error(s, 501, "5.5.4", "Bad parameter syntax");
@@ -322,6 +328,12 @@ cmd_data(smtpd_session *s, const char *args)
         session_error(s, 503, "5.5.1", "Error: need RCPT command");
         return;
     }
+    if (session_msg_budget_free(s) < SESSION_MSG_BUDGET_RESERVE) {
+        /* max-buffered-data is (nearly) used up by other sessions' messages. RFC 5321
+           4.3.2 lists 452 for DATA; the transaction stays for a retry. */
+        session_reply(s, 452, "4.3.1", "Insufficient system storage");
+        return;
+    }
     session_hook_begin(s, WAIT_DATA);
     const smtpd_hooks *h = s->env->hooks;
     smtpd_verdict v = h->on_data ? h->on_data(s, s->env->user) : SMTPD_ACCEPT;
@@ -338,11 +350,15 @@ commands_body_sink(void *ctx, const char *data, size_t len)
     if (s->body.size > s->env->opts->max_message_size)
         s->msg_too_big = true;
     if (!s->msg_too_big && !s->msg_nomem) {
-        int rc = buf_append(&s->msg, data, len);
-        if (rc == BUF_EFULL)
+        int rc = session_msg_budget_take(s, len) ? buf_append(&s->msg, data, len) : BUF_ENOMEM;
+        if (rc == BUF_EFULL) {
             s->msg_too_big = true;
-        else if (rc != BUF_OK)
+        } else if (rc != BUF_OK) {
+            /* out of memory, or all sessions together hold max-buffered-data: drop what
+               this message holds now, read the rest and answer 452 at the end */
             s->msg_nomem = true;
+            session_msg_release(s);
+        }
     }
     const smtpd_hooks *h = s->env->hooks;
     if (h->on_data_chunk && !s->chunk_failed && !s->msg_too_big) {

@@ -58,6 +58,8 @@ smtpd_options_init(smtpd_options *o)
     o->vrfy = 1;
     o->stop_grace_ms = 5000;
     o->tls_timeout_ms = 30000;
+    o->max_sessions_per_ip = 1000;
+    o->max_buffered_data = (size_t)256 << 20;
 }
 
 /* OPT_STR is a token (no spaces: hostnames); OPT_TEXT may hold spaces (banner, paths). */
@@ -100,6 +102,8 @@ static const opt_row opt_table[] = {
     ROW("allow-insecure-auth", OPT_BOOL, allow_insecure_auth, 0, 1),
     ROW("auth-required", OPT_BOOL, auth_required, 0, 1),
     ROW("auth-mechanisms", OPT_TEXT, auth_mechanisms, 0, 0),
+    ROW("max-sessions-per-ip", OPT_UINT, max_sessions_per_ip, 1, 1000000),
+    ROW("max-buffered-data", OPT_SIZE, max_buffered_data, 1024, (unsigned long long)1 << 40),
 };
 #undef ROW
 

@@ -88,7 +88,7 @@ session_free(smtpd_session *s)
     session_clear_hook_reply(s);
     session_clear_candidate(s);
     buf_cleanup(&s->line);
-    buf_cleanup(&s->msg);
+    session_msg_release(s);
     buf_cleanup(&s->out);
     free(s);
 }
@@ -179,7 +179,7 @@ session_tx_reset(smtpd_session *s)
         free(s->tx.rcpts[i]);
     free(s->tx.rcpts);
     memset(&s->tx, 0, sizeof s->tx);
-    buf_cleanup(&s->msg);
+    session_msg_release(s);
     s->msg_too_big = s->msg_nomem = s->chunk_failed = false;
     if (had && s->env->hooks->on_reset)
         s->env->hooks->on_reset(s, s->env->user);
@@ -251,10 +251,54 @@ session_start(smtpd_session *s, time_t now)
         commands_finish(s, WAIT_CONNECT, v);
 }
 
+/* The budget never goes below one message of the largest size plus its trace headers,
+   so a lone large message is always taken. */
+static size_t
+session_msg_budget(const smtpd_session *s)
+{
+    size_t one = s->env->opts->max_message_size + 8192;
+    size_t limit = s->env->opts->max_buffered_data;
+    return limit > one ? limit : one;
+}
+
+bool
+session_msg_budget_take(smtpd_session *s, size_t len)
+{
+    size_t before = atomic_fetch_add(&s->env->buffered, len);
+    if (before + len > session_msg_budget(s)) {
+        atomic_fetch_sub(&s->env->buffered, len);
+        return false;
+    }
+    s->msg_budgeted += len;
+    return true;
+}
+
+size_t
+session_msg_budget_free(const smtpd_session *s)
+{
+    size_t used = atomic_load(&s->env->buffered), limit = session_msg_budget(s);
+    return used < limit ? limit - used : 0;
+}
+
+void
+session_msg_release(smtpd_session *s)
+{
+    atomic_fetch_sub(&s->env->buffered, s->msg_budgeted);
+    s->msg_budgeted = 0;
+    buf_cleanup(&s->msg);
+}
+
 void
 session_refuse_busy(smtpd_session *s)
 {
     session_reply(s, 421, "4.7.0", "%s Error: too many connections", s->env->opts->hostname);
+}
+
+void
+session_refuse_peer(smtpd_session *s)
+{
+    session_reply(s, 421, "4.7.0", "%s Error: too many connections from %s", s->env->opts->hostname,
+                  s->client_addr);
 }
 
 bool

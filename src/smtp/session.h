@@ -33,6 +33,7 @@ typedef struct session_env {
     char id_prefix[8];            /* random per server, so ids differ across restarts */
     bool tls_available;           /* a TLS context exists: STARTTLS may be offered */
     _Atomic uint64_t next_msg_id; /* message ids within this server */
+    _Atomic size_t buffered;      /* message octets all sessions hold (max-buffered-data) */
 } session_env;
 
 typedef enum session_state {
@@ -135,7 +136,8 @@ struct smtpd_session {
     body body;
     buf msg; /* trace headers + content, capped at max-message-size + trace */
     bool msg_too_big;
-    bool msg_nomem;
+    bool msg_nomem;      /* out of memory or over max-buffered-data: 452 at the end */
+    size_t msg_budgeted; /* octets of msg counted in env->buffered */
     bool chunk_failed;
     int chunk_verdict;
 
@@ -169,7 +171,17 @@ void session_free(smtpd_session *s);
 void session_start(smtpd_session *s, time_t now);
 
 /* Refuse the client without asking on_connect (too many sessions): 421 and closing. */
+/* Message content held in memory, counted against max-buffered-data across the server. */
+bool session_msg_budget_take(smtpd_session *s, size_t len);
+/* Octets of the budget no session holds now. */
+size_t session_msg_budget_free(const smtpd_session *s);
+/* DATA is refused with 452 while less than this is free: the message could not grow. */
+#define SESSION_MSG_BUDGET_RESERVE 65536
+/* Free the message buffer and give its octets back to the budget. */
+void session_msg_release(smtpd_session *s);
 void session_refuse_busy(smtpd_session *s);
+/* The same for a client address over max-sessions-per-ip. */
+void session_refuse_peer(smtpd_session *s);
 
 /* Feed client bytes; returns how many were consumed. Stops early while blocked on a
    pending hook or once closing; the caller keeps the rest and feeds it again later. */

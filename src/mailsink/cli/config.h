@@ -41,22 +41,24 @@ typedef struct config {
     config_command command;
 
     /* listeners: "ADDR:PORT", "[v6]:PORT"; default one, 127.0.0.1:1025 */
-    config_strings smtp;          /* --smtp (repeatable) */
-    char *db_path;                /* --db; default $XDG_DATA_HOME/mailsink/mailsink.db
-                                     (fallback ~/.local/share/...); ":memory:" = none */
-    char *hostname;               /* --hostname; NULL = the library's default */
-    size_t max_message_size;      /* --max-message-size; 10240000 (accepts k/M/G suffix) */
-    unsigned max_recipients;      /* --max-recipients; 100 */
-    unsigned max_connections;     /* --max-connections; 1000 (libsmtpd's max-sessions) */
-    uint64_t max_messages;        /* --max-messages; 0 = keep all */
-    uint64_t max_age_s;           /* --max-age DURATION ("30d", "12h", "90m", "3600s",
-                                     or seconds); 0 = keep all */
-    unsigned command_timeout_s;   /* --command-timeout SECONDS; 300 */
-    unsigned data_timeout_s;      /* --data-timeout SECONDS; 180 */
-    unsigned stop_grace_s;        /* --stop-grace SECONDS; 10 */
-    char *bare_lf;                /* --bare-lf reject|normalize|accept; "reject" */
-    int verbose;                  /* -v: session transcripts to stderr */
-    config_log_format log_format; /* --log-format text|json; text */
+    config_strings smtp;             /* --smtp (repeatable) */
+    char *db_path;                   /* --db; default $XDG_DATA_HOME/mailsink/mailsink.db
+                                        (fallback ~/.local/share/...); ":memory:" = none */
+    char *hostname;                  /* --hostname; NULL = the library's default */
+    size_t max_message_size;         /* --max-message-size; 10240000 (accepts k/M/G suffix) */
+    unsigned max_recipients;         /* --max-recipients; 100 */
+    unsigned max_connections;        /* --max-connections; 1000 (libsmtpd's max-sessions) */
+    unsigned max_connections_per_ip; /* --max-connections-per-ip; 1000 */
+    size_t max_buffered_data;        /* --max-buffered-data; 256M (libsmtpd's option) */
+    uint64_t max_messages;           /* --max-messages; 0 = keep all */
+    uint64_t max_age_s;              /* --max-age DURATION ("30d", "12h", "90m", "3600s",
+                                        or seconds); 0 = keep all */
+    unsigned command_timeout_s;      /* --command-timeout SECONDS; 300 */
+    unsigned data_timeout_s;         /* --data-timeout SECONDS; 180 */
+    unsigned stop_grace_s;           /* --stop-grace SECONDS; 10 */
+    char *bare_lf;                   /* --bare-lf reject|normalize|accept; "reject" */
+    int verbose;                     /* -v: session transcripts to stderr */
+    config_log_format log_format;    /* --log-format text|json; text */
 
     /* the seed's hooks as programs (no shell; argv split by config_split_argv) */
     char *deliver_exec;            /* --deliver-exec CMD */
