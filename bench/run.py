@@ -89,8 +89,10 @@ class Server:
         elif kind == "libsmtpd":
             argv = [tools["libsink"], "-o", "max-sessions=20000", "-o",
                     "max-message-size=209715200", "127.0.0.1", str(self.port)]
-        elif kind == "mailsink":
-            argv = [tools["mailsink"], "--smtp", addr, "--db",
+        elif kind == "mailsink" or kind.startswith("mailsink="):
+            # "mailsink=PATH": another mailsink binary, for A/B runs of a change
+            binary = kind.split("=", 1)[1] if "=" in kind else tools["mailsink"]
+            argv = [binary, "--smtp", addr, "--db",
                     os.path.join(workdir, "mail.db"), "--http", "none",
                     "--max-message-size", "200M", "--max-connections", "20000"] + \
                    tools.get("mailsink_args", [])
@@ -218,6 +220,12 @@ def main():
     ap.add_argument("--messages-large", type=int, default=2000, help="per run at 100 KiB")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections held")
     ap.add_argument("--servers", default="smtp-sink,smtp-sink -D,libsmtpd,mailsink")
+    ap.add_argument("--configs", help="only configurations whose name contains one of these "
+                    "';'-separated strings (e.g. '1 KiB, 20 sessions, many;100 KiB, 20')",
+                    default="")
+    ap.add_argument("--loads", default="", help="only these loads, comma-separated "
+                    "(smtp-source, smtp-load, smtp-load --pipelining)")
+    ap.add_argument("--no-idle", action="store_true", help="skip the idle-connection test")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per load run")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--quick", action="store_true", help="1 run, fewer messages, 1000 idle")
@@ -237,13 +245,17 @@ def main():
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(),
                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                "runs": a.runs, "throughput": [], "idle": []}
+    only_configs = [c.strip() for c in a.configs.split(";") if c.strip()]
+    only_loads = [x.strip() for x in a.loads.split(",") if x.strip()]
     for name, size, sessions, per_conn in CONFIGS:
+        if only_configs and not any(c in name for c in only_configs):
+            continue
         n = a.messages_small if size <= 1024 else a.messages_large
         cfg = {"messages": n, "size": size, "sessions": sessions, "per_conn": per_conn}
         loads = ["smtp-source", "smtp-load"]
         if per_conn != 1:
             loads.append("smtp-load --pipelining")
-        for load in loads:
+        for load in [x for x in loads if not only_loads or x in only_loads]:
             # interleave servers within each run so that noise hits them alike
             samples = {s: [] for s in servers}
             for _ in range(a.runs):
@@ -258,7 +270,7 @@ def main():
                     name, load, s, row["msgs_per_s"]["median"],
                     row["cpu_s_per_10k"]["median"], row["peak_rss_mib"]["median"]),
                     flush=True)
-    for s in servers:
+    for s in [] if a.no_idle else servers:
         try:
             results["idle"].append(dict(idle_connections(s, a.idle, tools, a.timeout),
                                         server=s))

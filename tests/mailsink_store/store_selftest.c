@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1604,6 +1605,52 @@ test_migrate_v2(const char *dir)
     free(path);
 }
 
+/* The checkpointer thread copies the WAL into the database file while the writer is
+   idle: past 1000 WAL pages and far below the writer's own catch-up (16,000 pages), the
+   main file must grow without another commit. Its connection once did nothing (SQLite
+   opens a connection's WAL only on its first read), and every checkpoint fell to the
+   writer. */
+static void
+test_checkpointer(const char *dir)
+{
+    char *path = path_in(dir, "checkpoint.db");
+    char err[256] = "";
+    store *st = store_open(path, STORE_WRITER, err, sizeof(err));
+    if (!CHECK(st != NULL, "open for the checkpointer: %s", err)) {
+        free(path);
+        return;
+    }
+    enum { RAW = 1024 * 1024, MESSAGES = 6 }; /* 6 MiB: some 1,500 pages of 4 KiB */
+    char *raw = malloc(RAW);
+    if (raw == NULL)
+        abort();
+    memset(raw, 'x', RAW);
+    const char *rcpt = "bob@example.net";
+    bool stored = true;
+    for (int i = 0; i < MESSAGES; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "ckpt%d", i);
+        store_msg m = {.id = id,
+                       .received_ms = 1700000000000,
+                       .sender = "a@example.org",
+                       .rcpts = &rcpt,
+                       .rcpt_count = 1,
+                       .client_addr = "192.0.2.1",
+                       .raw = raw,
+                       .raw_len = RAW};
+        stored = store_put_batch(st, &m, 1, err, sizeof(err)) == 0 && stored;
+    }
+    CHECK(stored, "store 6 MiB: %s", err);
+    struct stat sb = {0};
+    for (int i = 0; i < 100 && (stat(path, &sb) != 0 || sb.st_size < (off_t)RAW * 4); i++)
+        usleep(50 * 1000); /* at most 5 s */
+    CHECK(sb.st_size >= (off_t)RAW * 4, "the thread checkpointed: database file %lld octets",
+          (long long)sb.st_size);
+    store_close(st);
+    free(raw);
+    free(path);
+}
+
 int
 main(void)
 {
@@ -1644,6 +1691,7 @@ main(void)
     test_migrate_v1(dir);
     test_migrate_v2(dir);
     test_api(dir);
+    test_checkpointer(dir);
     test_memory();
     sqlite3_reset_auto_extension();
 
