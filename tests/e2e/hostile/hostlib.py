@@ -13,7 +13,8 @@ import socket
 import time
 import uuid
 
-from mslib import CRLF, TIMEOUT, Db, RawClient, mailsink_bin, wait_until  # noqa: F401
+from mslib import (  # noqa: F401
+    CRLF, TIMEOUT, Db, RawClient, mailsink_bin, wait_until, write_script)
 
 _ENH = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 
