@@ -6,7 +6,12 @@
  *           codes, 5 no SMTPUTF8, 6 no VRFY, 7 on_data_chunk hook
  *   [1]     driver: bits 0-2 number of extra cuts, 3-4 how the session ends (eof, timeout,
  *           shutdown, free), 5 IPv6 client, 6 refused as busy, 7 on_log hook
- *   [2..9]  verdict script: each hook call and each completion takes the next byte
+ *   [2..9]  verdict script: each hook call and each completion takes the next byte; so
+ *           does each moment the session is blocked on a PENDING answer with bytes
+ *           still to feed: the answer comes at once, or after the rest of the piece was
+ *           offered to the blocked session (it must take none of it), or never (the
+ *           connection ends first, one of four ways, and the late answer is dropped);
+ *           completions come with a clock some seconds later
  *   then 2 bytes per cut (a position in the client bytes), then the client bytes.
  *
  * Invariants checked: every output line ends in CRLF and holds no other CR or LF; lines
@@ -409,13 +414,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_drain(&z, s);
 
     size_t start = 0;
-    for (k = 0; k <= ncuts && !session_is_closing(s); k++) {
+    bool end_pending = false;
+    for (k = 0; k <= ncuts && !session_is_closing(s) && !end_pending; k++) {
         const char *piece = (const char *)p + start;
         size_t plen = cuts[k] - start, pos = 0;
         start = cuts[k];
         while (pos < plen && !session_is_closing(s)) {
-            if (session_is_blocked(s))
-                fz_complete(&z, s, now);
+            if (session_is_blocked(s)) {
+                /* what the I/O layer may see while an answer is pending, by the script:
+                   more bytes (read, but fed to a blocked session they are not taken),
+                   the connection's end (the answer then comes too late), or nothing */
+                uint8_t w = fz_next(&z);
+                if ((w & 3) == 1) {
+                    CHECK(session_feed(s, piece + pos, plen - pos, now) == 0);
+                    CHECK(session_output(s)->len == 0);
+                    CHECK(session_is_blocked(s));
+                } else if ((w & 3) == 2 && (w & 4)) {
+                    end_pending = true;
+                    break;
+                }
+                fz_complete(&z, s, now + (w >> 4)); /* some seconds later, or none */
+            }
             size_t used = session_feed(s, piece + pos, plen - pos, now);
             CHECK(used <= plen - pos);
             pos += used;
@@ -430,7 +449,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* answer what is still pending (or, with an odd script byte, let the session end
        first: the late answer must then be dropped), then end one of four ways */
-    bool late = session_is_blocked(s) && !session_is_closing(s) && (fz_next(&z) & 1);
+    bool late =
+        session_is_blocked(s) && !session_is_closing(s) && (end_pending || (fz_next(&z) & 1));
     if (session_is_blocked(s) && !session_is_closing(s) && !late)
         fz_complete(&z, s, now);
     switch ((drv >> 3) & 3) {

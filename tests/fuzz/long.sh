@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# long.sh BUILD_DIR - the long fuzzing runs of `make fuzz`.
+#
+# Every target (targets.sh) in turn, at nice 15, for FUZZ_MINUTES minutes (default 60)
+# or, when FUZZ_EXECS is set, for that many executions (then FUZZ_MINUTES, if also set,
+# still bounds the time). FUZZ_TARGETS="fuzz_sasl fuzz_cli" runs only those. Each target
+# keeps its corpus in BUILD_DIR/fuzz-long/<target>/ between runs (seeded from the
+# checked-in corpus and its regressions) and uses its dictionary. Logs go to
+# BUILD_DIR/fuzz-long/logs/<target>.log (FUZZ_LOGS overrides the directory).
+#
+# Prints per target: executions, libFuzzer's final cov:/ft:, and crashes. Any crash,
+# leak, timeout or invariant failure leaves its input in BUILD_DIR/fuzz-long/crashes/
+# <target>/ and makes the script exit 1 (after running the remaining targets).
+set -uo pipefail
+
+if [ $# -lt 1 ]; then
+    echo "usage: $0 BUILD_DIR" >&2
+    exit 2
+fi
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=targets.sh
+. "$here/targets.sh"
+targets=${FUZZ_TARGETS:-$FUZZ_ALL_TARGETS}
+minutes=${FUZZ_MINUTES:-60}
+execs=${FUZZ_EXECS:-}
+top="$build/fuzz-long"
+logs=${FUZZ_LOGS:-$top/logs}
+mkdir -p "$top" "$logs"
+status=0
+summary=""
+
+for target in $targets; do
+    bin="$build/tests/fuzz/$target"
+    if [ ! -x "$bin" ]; then
+        echo "long: $bin not found (configure with -DSMTPD_FUZZ=ON -DCMAKE_C_COMPILER=clang)" >&2
+        exit 2
+    fi
+    corpus="$top/$target"
+    crashes="$top/crashes/$target/"
+    mkdir -p "$corpus" "$crashes"
+    for seeds in "$here/corpus/$target" "$here/regressions/$target"; do
+        if [ -d "$seeds" ] && [ -n "$(ls -A "$seeds" 2>/dev/null)" ]; then
+            cp -n "$seeds"/* "$corpus/" 2>/dev/null || true
+        fi
+    done
+    limit=(-max_total_time=$((minutes * 60)))
+    if [ -n "$execs" ]; then
+        limit+=(-runs="$execs")
+    fi
+    log="$logs/$target.log"
+    echo "long: $target: $( [ -n "$execs" ] && echo "$execs runs or ")$minutes min, corpus $corpus, log $log"
+    timeout $((minutes * 60 + 600)) nice -n 15 "$bin" "$corpus" \
+        -dict="$(fuzz_dict "$target" "$here")" -max_len="$(fuzz_max_len "$target")" \
+        -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+        -artifact_prefix="$crashes" "${limit[@]}" > "$log" 2>&1
+    rc=$?
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    if [ -z "$n" ]; then
+        n=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
+    fi
+    cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
+    found=$(find "$crashes" -type f | wc -l)
+    line="$target: ${n:-?} execs, ${cov:-cov: ?}, crashes: $found"
+    if [ $rc -ne 0 ] || [ "$found" -ne 0 ]; then
+        line="$line FAILED (rc $rc; inputs in $crashes)"
+        grep -E 'ERROR|invariant|SUMMARY|Test unit written' "$log" | head -n 10 >&2 || true
+        status=1
+    fi
+    echo "long: $line"
+    summary="$summary$line"$'\n'
+done
+
+echo "long: summary"
+printf '%s' "$summary"
+exit $status

@@ -1,0 +1,25 @@
+# targets.sh - sourced by smoke.sh and long.sh: the fuzz targets, and for each its
+# dictionary and the longest input worth trying (-max_len).
+# shellcheck shell=bash
+FUZZ_ALL_TARGETS="fuzz_session fuzz_parse fuzz_body fuzz_sasl fuzz_search fuzz_mime fuzz_cli fuzz_config fuzz_http"
+
+# fuzz_dict TARGET HERE: the dictionary file
+fuzz_dict() {
+    case $1 in
+    fuzz_search) echo "$2/search.dict" ;;
+    fuzz_mime) echo "$2/mime.dict" ;;
+    fuzz_sasl) echo "$2/sasl.dict" ;;
+    fuzz_cli | fuzz_config) echo "$2/config.dict" ;;
+    fuzz_http) echo "$2/http.dict" ;;
+    *) echo "$2/smtp.dict" ;;
+    esac
+}
+
+# fuzz_max_len TARGET: inputs beyond this teach little and slow the run down
+fuzz_max_len() {
+    case $1 in
+    fuzz_cli) echo 1024 ;;
+    fuzz_http) echo 4096 ;;
+    *) echo 8192 ;;
+    esac
+}
