@@ -59,15 +59,16 @@ def start(tmp_path):
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
-    """shared(*args) is one mailsink per distinct argument list for the whole module
-    (the cases using it do not disturb each other); stopped and checked at the end."""
+    """shared(*args, cwd=None) is one mailsink per distinct argument list for the whole
+    module (the cases using it do not disturb each other); stopped and checked at the
+    end. cwd only counts when that server is started."""
     started = []
     servers = {}
     launch = _launcher(tmp_path_factory.mktemp("shared"), started)
 
-    def _get(*args):
+    def _get(*args, cwd=None):
         if args not in servers:  # never restarted: a crash must fail the cases
-            servers[args] = launch(*args)
+            servers[args] = launch(*args, cwd=cwd)
         return servers[args]
 
     yield _get
