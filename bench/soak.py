@@ -44,10 +44,12 @@ How to read the output
       accepted <= deleted + stored <= accepted + uncertain
   (a 250 for a message that is not stored, or a message stored twice, breaks it).
   The verdict is FLAT (exit 0) or FAIL (exit 1) with every reason. It fails when
-    - RSS: the last third's median > the first third's median * 1.10 + slack, or the
-      last third's max > the max of warm-up and first third * 1.10 + slack (slack 16 MiB:
-      the 100 KiB runs swing RSS by about 15 MiB, and a starved CPU must not look like a
-      leak; a leak of 1 KiB per message is far above it in two minutes),
+    - RSS: the last third's median > the first third's median * 1.10 + 8 MiB, or the
+      last third's max > the max of warm-up and first third * 1.10 + 16 MiB (the 100 KiB
+      runs swing RSS by about 15 MiB, and a starved CPU must not look like a leak). The
+      2-minute run catches a leak of about 300 KiB/s (1-2 KiB per message at the 170-320
+      messages/s seen on a shared 2-core machine), the 30-minute run one of about
+      35 KiB/s (about 0.1-0.2 KiB per message),
     - fds: not back to the baseline within the cool-down once all clients have closed,
     - threads: ever more than at the baseline, or not back to it at the end,
     - mailsink died, did not exit 0 on SIGTERM, or printed a sanitizer report,
@@ -84,7 +86,8 @@ HOST = "127.0.0.1"
 HOSTNAME = "soak.test"
 SOCK_TIMEOUT = 20  # seconds for any one socket operation
 RSS_FACTOR = 1.10
-RSS_SLACK_KIB = 16 * 1024
+RSS_SLACK_KIB = 16 * 1024  # for the peaks
+RSS_LEVEL_SLACK_KIB = 8 * 1024  # for the level (median), which swings much less
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # smtp-load runs, cycled in order: (size, sessions, messages, per-connection, pipelining)
@@ -980,7 +983,8 @@ def main(argv):
             last = sample("cool-down")
             settled = settled + 1 if last and last["fds"] <= base["fds"] else 0
         if last is None or not srv.alive():
-            failures.append("mailsink died after the load (exit %s)" % srv.proc.poll())
+            if not any("died" in f for f in failures):
+                failures.append("mailsink died after the load (exit %s)" % srv.proc.poll())
             raise StopIteration
         if not soak.final_messages():
             failures.append("the final plain and TLS messages were not both accepted")
@@ -994,9 +998,10 @@ def main(argv):
     finally:
         soak.stop.set()
 
+    died = any("died" in f for f in failures)
     rc_srv = srv.stop()
     log_text = srv.log_text()
-    if rc_srv != 0:
+    if rc_srv != 0 and not died:
         failures.append("mailsink exit status %s on SIGTERM (None: had to be killed)" % rc_srv)
     if "Sanitizer" in log_text or "runtime error:" in log_text:
         failures.append("sanitizer report in mailsink's log")
@@ -1013,14 +1018,12 @@ def main(argv):
     # messages: what the SMTP clients had accepted (the http class counts 200 answers)
     accepted = sum(r["accepted"] for c, r in soak.tally.by_class.items() if c != "http")
     uncertain = soak.tally.total("uncertain")
-    if total is not None:
-        if db_count != total or count != total:
-            failures.append("API total %s, list count %s, database %s" % (total, count,
-                                                                          db_count))
-        if not accepted <= soak.deleted + total <= accepted + uncertain:
-            failures.append("store check: accepted %d, deleted %d + stored %d = %d, "
-                            "uncertain %d" % (accepted, soak.deleted, total,
-                                              soak.deleted + total, uncertain))
+    if total is not None and (db_count != total or count != total):
+        failures.append("API total %s, list count %s, database %s" % (total, count, db_count))
+    stored = total if total is not None else db_count  # the database's after a crash
+    if stored is not None and not accepted <= soak.deleted + stored <= accepted + uncertain:
+        failures.append("store check: accepted %d, deleted %d + stored %d = %d, uncertain %d"
+                        % (accepted, soak.deleted, stored, soak.deleted + stored, uncertain))
     if integrity not in ("ok", None):
         failures.append("database quick_check: %s" % integrity)
     unexpected = soak.tally.total("unexpected")
@@ -1056,15 +1059,15 @@ def verdict_figures(samples, base, warmup, load_secs, last, failures):
     early = [s for s in samples if s["phase"] == "warm-up"] + first
     # the level (median) and the peaks: the peaks come and go with the 100 KiB runs, so
     # the last third's are compared with every peak seen in warm-up and the first third
-    for what, a, b in (("median", median_rss(first), median_rss(last3)),
-                       ("max", max(s["rss_kib"] for s in early),
-                        max(s["rss_kib"] for s in last3))):
-        limit = a * RSS_FACTOR + RSS_SLACK_KIB
+    for what, a, b, slack in (("median", median_rss(first), median_rss(last3),
+                               RSS_LEVEL_SLACK_KIB),
+                              ("max", max(s["rss_kib"] for s in early),
+                               max(s["rss_kib"] for s in last3), RSS_SLACK_KIB)):
+        limit = a * RSS_FACTOR + slack
         if b > limit:
             failures.append("RSS grew: last third's %s %.1f MiB > %.1f MiB (earlier %s "
                             "%.1f MiB * %.2f + %d MiB)" % (what, b / 1024, limit / 1024, what,
-                                                           a / 1024, RSS_FACTOR,
-                                                           RSS_SLACK_KIB // 1024))
+                                                           a / 1024, RSS_FACTOR, slack // 1024))
     if last["fds"] > base["fds"]:
         failures.append("fds: %d after the cool-down, %d at the baseline"
                         % (last["fds"], base["fds"]))
