@@ -1,0 +1,74 @@
+"""A client that never reads its replies (fault table: "client never reads replies").
+
+Input: EHLO, then one of: 10^6 pipelined NOOPs, 300,000 EHLOs (long replies), 200,000
+MAIL/RSET pairs (these hit the junk limit), 5,000 whole transactions of 100 recipients
+each (no junk: the replies back up until the server stops reading); written with a bounded send (the send stops when the server stops
+reading for 3 s or resets the connection) and never a recv. Expected: mailsink's RSS stays
+bounded while it happens (sampled during the send: under 32 MiB of growth, the replies
+alone would be 14-100 MB), the server closes the connection (junk limit or timeout: its
+descriptor count drops back), a normal client is served afterwards. (No other client
+talks to the server until the flooding connection is closed: another session's commit
+was seen to wake the stuck connection up.)"""
+
+import socket
+import time
+
+import pytest
+
+from faultlib import MiB, RSS_SLACK, Proc, serves, settle
+
+FLOODS = {
+    "NOOP x 10^6": b"NOOP\r\n" * 1000000,
+    "EHLO x 300000": b"EHLO flood.test\r\n" * 300000,
+    "MAIL/RSET x 200000": b"MAIL FROM:<a@x.example>\r\nRSET\r\n" * 200000,
+    # no junk: whole transactions of 100 recipients (102 replies each), each stored
+    "transactions x 5000": (b"MAIL FROM:<a@x.example>\r\n" + b"RCPT TO:<b@y.example>\r\n" * 100
+                            + b"DATA\r\nSubject: t\r\n\r\nx\r\n.\r\n") * 5000,
+}
+BLOCKED = 3.0  # seconds a send may block before the client gives up writing
+RSS_GROWTH_MAX = 32 * MiB
+
+
+STUCK = ("BUG: a client that never reads is never disconnected: after the write timeout's "
+         "421 4.4.2 the connection stays open (fd and buffers held) until mailsink stops")
+
+
+@pytest.mark.parametrize("flood", [
+    "EHLO x 300000", "MAIL/RSET x 200000", "NOOP x 10^6",
+    pytest.param("transactions x 5000", marks=pytest.mark.xfail(strict=True, reason=STUCK))])
+def test_client_that_never_reads(start, flood):
+    ms = start("--command-timeout", "5", "--data-timeout", "5", "--stop-grace", "2")
+    serves(ms, "baseline")
+    p = Proc(ms.proc.pid)
+    before = p.snapshot()
+    data = memoryview(b"EHLO noread.test\r\n" + FLOODS[flood])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the replies back up sooner
+    s.settimeout(BLOCKED)
+    s.connect((ms.addr, ms.port))
+    sent, peak, ended = 0, before["rss"], "all sent"
+    t0 = time.monotonic()
+    try:
+        for i in range(len(data) // 4096 + 2):
+            if sent >= len(data) or time.monotonic() - t0 > 60:
+                break
+            try:
+                sent += s.send(data[sent : sent + 65536])
+            except socket.timeout:
+                ended = "server stopped reading"
+                break
+            except OSError as e:
+                ended = "connection closed by the server (%s)" % e.strerror
+                break
+            if i % 16 == 0:
+                peak = max(peak, p.rss())
+        peak = max(peak, p.rss())
+        # whatever ended the writing, the server must close the connection by itself
+        closed = settle(ms, before, timeout=15)
+    finally:
+        s.close()
+    print("%s: sent %d of %d octets, %s; RSS %.1f -> peak %.1f -> %.1f MiB"
+          % (flood, sent, len(data), ended, before["rss"] / MiB, peak / MiB,
+             closed["rss"] / MiB))
+    assert peak - before["rss"] < RSS_GROWTH_MAX + RSS_SLACK, (peak, before)
+    serves(ms, "after the flood")
