@@ -208,9 +208,19 @@ class Case:
 # -- HTTP over a raw socket --------------------------------------------------------------
 
 
-def http_raw(ms, request, timeout=TIMEOUT, read=True):
-    """Send request bytes to the HTTP listener; everything answered until close
-    (bytes; b"" on reset)."""
+def _one_response_done(out):
+    """Whether out holds a whole response with a Content-Length body."""
+    head, sep, body = bytes(out).partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    return bool(m) and len(body) >= int(m.group(1))
+
+
+def http_raw(ms, request, timeout=TIMEOUT, first_only=False):
+    """Send request bytes to the HTTP listener; everything answered until the server
+    closes or timeout passes (bytes; what came before a reset). first_only: stop as
+    soon as one whole response (with a Content-Length) is in."""
     host, port = ms.http_url.split("//", 1)[1].rsplit(":", 1)
     s = socket.create_connection((host, int(port)), timeout=timeout)
     try:
@@ -218,11 +228,11 @@ def http_raw(ms, request, timeout=TIMEOUT, read=True):
             s.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        if not read:
-            return b""
         out = bytearray()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(out) < (64 << 20):
+            if first_only and _one_response_done(out):
+                break
             try:
                 chunk = s.recv(65536)
             except (ConnectionResetError, socket.timeout):
