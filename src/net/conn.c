@@ -6,8 +6,15 @@
  * the bufferevent's read high-water mark (max-pending-input) stops reading, so pipelined
  * input waits, bounded. Replies are written after each batch of input is processed
  * (RFC 2920 3.2: flush when the input buffer is emptied). A client that does not read
- * its replies stops being read once max-pending-input octets of replies wait. Timeouts
- * are the bufferevent's, on libevent's monotonic clock.
+ * its replies stops being read once max-pending-input octets of replies wait, and is
+ * dropped when its replies wait longer than the timeout.
+ *
+ * Every wait for the client has a deadline (smtp-rules.md rule 5), not a timeout that
+ * each octet restarts: a command line must arrive whole within command-timeout, and
+ * message content keeps its deadline only while it comes at CONN_MIN_DATA_RATE or faster
+ * (as Postfix's smtpd_per_request_deadline with smtpd_min_data_rate). Otherwise a client
+ * sending one octet a second would hold its session forever. The deadline is enforced
+ * with the bufferevent's timeouts (libevent's monotonic clock), set to what is left.
  */
 #include "net/server.h"
 
@@ -23,6 +30,8 @@
 
 /* How long a closing connection may take to write its last reply. */
 #define CONN_LINGER_MS 5000
+/* Octets per second of message content that keep the data deadline where it is. */
+#define CONN_MIN_DATA_RATE 500
 
 typedef struct conn {
     smtpd_server *srv;
@@ -33,6 +42,9 @@ typedef struct conn {
     bool handshaking;        /* a TLS handshake runs: no reading, no greeting yet */
     bool greeted;            /* session_start (or the refusal) happened */
     bool eof;                /* the client half-closed: answer what it sent, then close */
+    bool deadline_data;      /* the deadline is for message content */
+    uint64_t deadline_ms;    /* CLOCK_MONOTONIC; 0: the next flush starts a new wait */
+    size_t fed;              /* octets the session consumed since the last flush */
     struct event *reaper;    /* closing under TLS: waits for the socket's output to drain */
     unsigned reaper_ticks;   /* bounded by CONN_LINGER_MS */
 } conn;
@@ -62,6 +74,36 @@ conn_set_timeout(conn *c, unsigned ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+static uint64_t
+conn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Move the deadline by what the session consumed, and arm the timeouts with what is left
+   of it. */
+static void
+conn_arm_deadline(conn *c)
+{
+    uint64_t now = conn_now_ms();
+    uint64_t full = now + session_timeout_ms(c->sess);
+    bool data = session_in_data(c->sess);
+    if (!c->deadline_ms || data != c->deadline_data) {
+        c->deadline_ms = full; /* a new wait begins */
+    } else if (data) {
+        uint64_t more = c->deadline_ms + (uint64_t)c->fed * 1000 / CONN_MIN_DATA_RATE;
+        c->deadline_ms = more < full ? more : full;
+    } else if (!session_line_started(c->sess)) {
+        c->deadline_ms = full; /* between commands: the next one gets the whole time */
+    }
+    c->deadline_data = data;
+    c->fed = 0;
+    uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 1;
+    conn_set_timeout(c, (unsigned)left);
 }
 
 /* Octets written by the session but not yet sent: under TLS, the filter hands its output
@@ -133,6 +175,7 @@ conn_flush(conn *c)
         if (!c->closing) {
             c->closing = true;
             bufferevent_disable(c->bev, EV_READ);
+            bufferevent_enable(c->bev, EV_WRITE); /* arms the linger timeout */
             conn_set_timeout(c, CONN_LINGER_MS);
         }
         return conn_try_close(c);
@@ -143,11 +186,15 @@ conn_flush(conn *c)
         bufferevent_disable(c->bev, EV_READ);
     else
         bufferevent_enable(c->bev, EV_READ);
-    conn_set_timeout(c, session_timeout_ms(c->sess));
     if (session_is_blocked(c->sess)) {
-        /* the client waits for our answer: only writing may time out */
+        /* the client waits for our answer: only writing may time out; the wait for
+           its next input starts afresh once we answered */
         struct timeval tv = {CONN_LINGER_MS / 1000 * 60, 0};
         bufferevent_set_timeouts(c->bev, NULL, &tv);
+        c->deadline_ms = 0;
+        c->fed = 0;
+    } else {
+        conn_arm_deadline(c);
     }
     return true;
 }
@@ -168,6 +215,7 @@ conn_process(conn *c)
         const char *data = (const char *)evbuffer_pullup(input, -1);
         size_t used = session_feed(c->sess, data, len, time(NULL));
         evbuffer_drain(input, used);
+        c->fed += used;
         if (used == 0)
             break;
     }
@@ -249,6 +297,14 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         if (c->closing) {
             conn_free(c); /* the client did not take its last reply in time */
+            return;
+        }
+        if (what & BEV_EVENT_WRITING) {
+            /* the client takes none of its replies (libevent has stopped writing now):
+               a 421 would not reach it either */
+            static const char why[] = "timeout: the client reads no replies";
+            session_log(c->sess, SMTPD_LOG_INFO, why, sizeof why - 1);
+            conn_free(c);
             return;
         }
         session_timeout(c->sess);

@@ -362,6 +362,12 @@ session_in_data(const smtpd_session *s)
     return s->state == SESSION_DATA;
 }
 
+bool
+session_line_started(const smtpd_session *s)
+{
+    return s->line.len > 0 || s->line_overflow || s->line_bad_char || s->line_last_cr;
+}
+
 unsigned
 session_timeout_ms(const smtpd_session *s)
 {

@@ -171,14 +171,6 @@ void session_free(smtpd_session *s);
 void session_start(smtpd_session *s, time_t now);
 
 /* Refuse the client without asking on_connect (too many sessions): 421 and closing. */
-/* Message content held in memory, counted against max-buffered-data across the server. */
-bool session_msg_budget_take(smtpd_session *s, size_t len);
-/* Octets of the budget no session holds now. */
-size_t session_msg_budget_free(const smtpd_session *s);
-/* DATA is refused with 452 while less than this is free: the message could not grow. */
-#define SESSION_MSG_BUDGET_RESERVE 65536
-/* Free the message buffer and give its octets back to the budget. */
-void session_msg_release(smtpd_session *s);
 void session_refuse_busy(smtpd_session *s);
 /* The same for a client address over max-sessions-per-ip. */
 void session_refuse_peer(smtpd_session *s);
@@ -204,6 +196,18 @@ int session_complete(smtpd_session *s, uint64_t seq, smtpd_verdict v, int code,
 bool session_is_blocked(const smtpd_session *s); /* waiting for a hook */
 bool session_is_closing(const smtpd_session *s);
 bool session_in_data(const smtpd_session *s);
+/* Part of a command line has arrived, not yet its end. */
+bool session_line_started(const smtpd_session *s);
+
+/* Message content held in memory, counted against max-buffered-data across the server:
+   take len octets (false when they would pass it). */
+bool session_msg_budget_take(smtpd_session *s, size_t len);
+/* Octets of the budget no session holds now. */
+size_t session_msg_budget_free(const smtpd_session *s);
+/* DATA is refused with 452 while less than this is free: the message could not grow. */
+#define SESSION_MSG_BUDGET_RESERVE 65536
+/* Free the message buffer and give its octets back to the budget. */
+void session_msg_release(smtpd_session *s);
 /* The timeout that applies now, in ms (command or data). */
 unsigned session_timeout_ms(const smtpd_session *s);
 /* Replies waiting to be written; the caller removes what it wrote with buf_consume. */

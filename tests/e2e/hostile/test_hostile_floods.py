@@ -239,11 +239,6 @@ def test_client_that_reads_no_replies_memory_bounded(shared):
     case.check(0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a command timeout that fires while the "
-                   "client reads no replies never closes the connection: libevent "
-                   "disabled EV_WRITE on the write timeout and conn.c's closing state "
-                   "waits for a write callback that never comes (src/net/conn.c, "
-                   "conn_event_cb BEV_EVENT_TIMEOUT)")
 def test_client_that_reads_no_replies_is_closed(shared):
     """Input: as above with --command-timeout 2: the client pushes RCPTs until the server
     stops reading, then reads nothing for a while, then reads everything. Expected: the
