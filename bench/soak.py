@@ -36,8 +36,10 @@ What it does
 
 How to read the output
   The table has the baseline, the end of warm-up (the first quarter of the load, at
-  least 20 s, and until every kind of smtp-load run has run once, at most half the load), the maxima of the first and last thirds of the load after warm-up, the end
-  of the load and the end of the cool-down. Then one line per client class: sessions,
+  least 20 s, and until every kind of smtp-load run has run once, at most half the
+  load), the maxima of the first and last thirds of the load after warm-up, the end of
+  the load and the end of the cool-down, each with RSS, fds, threads and the database's
+  size (with its WAL; shown, not judged). Then one line per client class: sessions,
   messages accepted (250 after the dot), expected refusals, unexpected replies,
   timeouts, and "uncertain" (the dot was sent but the reply never came: the message may
   or may not be stored). Then the store check:
@@ -61,9 +63,6 @@ How to read the output
 """
 
 import argparse
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -102,6 +101,12 @@ LOAD_RUNS = [
     (1024, 20, 1000, 0, False),
 ]
 LOAD_TIMEOUT = 90  # smtp-load --timeout for one run
+
+
+def die(msg):
+    """Exit 2: the soak could not be set up (not a verdict)."""
+    sys.stderr.write("soak: %s\n" % msg)
+    sys.exit(2)
 
 
 def log(msg):
@@ -182,8 +187,8 @@ class Server:
                 break
             time.sleep(0.1)
         self.kill()
-        raise SystemExit("soak: mailsink did not start (exit %s):\n%s"
-                         % (self.proc.poll(), self.log_text()[-3000:]))
+        die("mailsink did not start (exit %s):\n%s" % (self.proc.poll(),
+                                                       self.log_text()[-3000:]))
 
     def alive(self):
         return self.proc.poll() is None
@@ -216,13 +221,13 @@ def make_cert(tmp):
     crt, key = os.path.join(tmp, "server.crt"), os.path.join(tmp, "server.key")
     openssl = shutil.which("openssl")
     if not openssl:
-        raise SystemExit("soak: openssl not found (needed for the test certificate)")
+        die("openssl not found (needed for the test certificate)")
     r = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
                         "/CN=" + HOSTNAME, "-addext", "subjectAltName=DNS:" + HOSTNAME,
                         "-days", "2", "-keyout", key, "-out", crt],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     if r.returncode != 0:
-        raise SystemExit("soak: openssl req failed: %s" % r.stderr.decode(errors="replace"))
+        die("openssl req failed: %s" % r.stderr.decode(errors="replace"))
     return crt, key
 
 
@@ -242,7 +247,7 @@ def classify(ports):
         else:
             tls = p
     if plain is None or tls is None:
-        raise SystemExit("soak: could not tell the plain and TLS ports apart: %r" % ports)
+        die("could not tell the plain and TLS ports apart: %r" % ports)
     return plain, tls
 
 
@@ -870,12 +875,14 @@ class Soak:
 
 def find_binary(given, name):
     if given:
+        if not os.access(given, os.X_OK):
+            die("%s is not an executable file" % given)
         return given
     for d in ("build-release", "build"):
         p = os.path.join(REPO, d, name)
         if os.access(p, os.X_OK):
             return p
-    raise SystemExit("soak: no %s in build-release/ or build/: pass --%s" % (name, name))
+    die("no %s in build-release/ or build/: pass --%s" % (name, name))
 
 
 def parse_args(argv):
