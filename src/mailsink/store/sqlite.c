@@ -507,10 +507,16 @@ store_open(const char *path, store_mode mode, char *err, size_t errsize)
         goto fail;
     }
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-    /* 32 MiB of page cache (SQLite's default is 2 MiB): the summary rows of 100,000
-       messages fit, so the scans of a search filter stay in memory */
+    /* Readers: 32 MiB of page cache (SQLite's default is 2 MiB): the summary rows of
+       100,000 messages fit, so the scans of a search filter stay in memory. The writer
+       only appends and reads back little (index pages on the right edge), and growing a
+       cache costs a malloc per page: at 32 MiB a fresh writer was still growing it after
+       20,000 messages (5% of its CPU at 1 KiB, in sqlite3BtreeInsert's mallocs); 8 MiB
+       measured 10% less CPU per message at 1 KiB, the same at 100 KiB, 25 MiB less RSS. */
+    const char *cache =
+        mode == STORE_WRITER ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = -32768";
     if (sqlite_exec(st, "PRAGMA foreign_keys = ON", err, errsize) != 0 ||
-        sqlite_exec(st, "PRAGMA cache_size = -32768", err, errsize) != 0)
+        sqlite_exec(st, cache, err, errsize) != 0)
         goto fail;
     rc = mode == STORE_WRITER ? sqlite_open_writer(st, err, errsize)
                               : sqlite_open_reader(st, err, errsize);
