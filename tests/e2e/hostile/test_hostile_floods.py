@@ -198,7 +198,8 @@ def test_half_closed_socket(ms, where):
 def _push_without_reading(ms, seconds):
     """A client with a tiny receive buffer that sends RCPT lines (each answered 452 past
     max-recipients) and never reads, until the server stops taking them. Returns
-    (socket, octets sent, whether sending stalled)."""
+    (socket, octets sent, how it ended: "stalled" (no progress for 1 s), "reset" (the
+    server closed) or "time" (still taking input after the given seconds))."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(TIMEOUT)
@@ -210,16 +211,17 @@ def _push_without_reading(ms, seconds):
     last = time.monotonic()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        off = sent % len(block)  # a partial send goes on mid-line, never restarts one
         try:
-            sent += s.send(block)
+            sent += s.send(block[off:])
             last = time.monotonic()
         except BlockingIOError:
             if time.monotonic() - last > 1.0:
-                return s, sent, True
+                return s, sent, "stalled"
             time.sleep(0.02)
         except (BrokenPipeError, ConnectionResetError):
-            break
-    return s, sent, False
+            return s, sent, "reset"
+    return s, sent, "time"
 
 
 def test_client_that_reads_no_replies_memory_bounded(shared):
@@ -230,9 +232,9 @@ def test_client_that_reads_no_replies_memory_bounded(shared):
     ms = shared("--command-timeout", "300")
     case = Case(ms)
     rss0 = _rss_kib(ms)
-    s, sent, stalled = _push_without_reading(ms, 20 * SLOW)
+    s, sent, how = _push_without_reading(ms, 20 * SLOW)
     try:
-        assert stalled, "the server kept reading a client that reads nothing"
+        assert how == "stalled", "the server kept reading a client that reads nothing: " + how
         assert _rss_kib(ms) - rss0 < 32 * 1024, (rss0, _rss_kib(ms), sent)
     finally:
         s.close()
@@ -241,16 +243,16 @@ def test_client_that_reads_no_replies_memory_bounded(shared):
 
 def test_client_that_reads_no_replies_is_closed(shared):
     """Input: as above with --command-timeout 2: the client pushes RCPTs until the server
-    stops reading, then reads nothing for a while, then reads everything. Expected: the
-    timeout ends the session: the server's descriptor for it is closed within command
-    timeout + the 5 s linger, and what the client finally reads ends with 421 4.4.2 or
-    the connection is simply gone (EOF/reset) - never left open."""
+    stops reading (or has already dropped it), then reads nothing. Expected: the server
+    drops the connection - its descriptor is closed - within the command timeout plus
+    the 5 s linger (x the sanitizer factor, + 8 s), never keeping it open."""
     ms = shared("--command-timeout", "2", "--stop-grace", "1")
     case = Case(ms)
     fds0 = _fds(ms)
-    s, sent, stalled = _push_without_reading(ms, 20 * SLOW)
+    s, sent, how = _push_without_reading(ms, 20 * SLOW)
     try:
-        assert stalled
+        # under a slow (sanitizer) build the timeout may already have dropped it
+        assert how in ("stalled", "reset"), how
         deadline = time.monotonic() + (2 + 5) * SLOW + 8
         while time.monotonic() < deadline and _fds(ms) > fds0:
             time.sleep(0.2)
