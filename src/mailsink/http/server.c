@@ -501,6 +501,25 @@ server_plain(struct evhttp_request *req, int status, const char *text)
 
 /* "/a/../b", "/./x", "/.." : no route has such segments, and the UI's files are looked
    up by exact name, but a dot segment in a request is a probe or a broken client. */
+/* RFC 9112 6.3: a request framed by two Content-Lengths, or by Content-Length and
+   Transfer-Encoding, is an error. libevent takes the first header it finds, and the rest
+   of the body would be read as a second request on the connection: a request that a
+   proxy in front framed differently would be smuggled past it. */
+static bool
+server_has_ambiguous_framing(struct evhttp_request *req)
+{
+    unsigned lengths = 0, encodings = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+    {
+        if (evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0)
+            lengths++;
+        else if (evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0)
+            encodings++;
+    }
+    return lengths > 1 || encodings > 1 || (lengths && encodings);
+}
+
 static bool
 server_has_dot_segment(const char *path)
 {
@@ -600,6 +619,12 @@ server_request_cb(struct evhttp_request *req, void *arg)
     if (stopping) { /* the streams and waiters were ended: hold nothing new */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         server_plain(req, 503, "server stopping");
+        return;
+    }
+    if (server_has_ambiguous_framing(req)) {
+        /* and close: what follows on this connection cannot be trusted to be a request */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        server_plain(req, 400, "ambiguous message framing");
         return;
     }
     if (!path || path[0] != '/' || server_has_dot_segment(path)) {

@@ -92,10 +92,6 @@ def _smuggle(ms, headers):
     return before, ans
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: two different Content-Length headers are "
-                   "not refused (RFC 9112 6.3: 400 and close); the first one frames the "
-                   "request, so the body runs as a second request (request smuggling "
-                   "behind a proxy that takes the last one): src/mailsink/http")
 def test_conflicting_content_lengths_are_refused(start):
     """Input: PUT with "Content-Length: 0" and "Content-Length: N", its N-octet body
     being a whole "DELETE /api/v1/messages" request. Expected: 400 and close; the
