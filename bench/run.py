@@ -86,11 +86,12 @@ class Server:
             os.chmod(workdir, 0o777)  # the dump file is written as that user
             argv = [tools["smtp-sink"], "-m", "20000", "-D",
                     os.path.join(workdir, "dump")] + as_user + [addr, "1024"]
-        elif kind == "libsmtpd":
-            argv = [tools["libsink"], "-o", "max-sessions=20000", "-o",
+        elif kind == "libsmtpd" or kind.startswith("libsmtpd="):
+            binary = kind.split("=", 1)[1] if "=" in kind else tools["libsink"]
+            argv = [binary, "-o", "max-sessions=20000", "-o",
                     "max-message-size=209715200", "127.0.0.1", str(self.port)]
         elif kind == "mailsink" or kind.startswith("mailsink="):
-            # "mailsink=PATH": another mailsink binary, for A/B runs of a change
+            # "mailsink=PATH" (and "libsmtpd=PATH" above): another binary, for A/B runs
             binary = kind.split("=", 1)[1] if "=" in kind else tools["mailsink"]
             argv = [binary, "--smtp", addr, "--db",
                     os.path.join(workdir, "mail.db"), "--http", "none",

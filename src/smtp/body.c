@@ -72,6 +72,28 @@ body_bare(body *b, char c)
     b->state = BODY_MID;
 }
 
+/* From at (the start of a line) on, the complete lines of this piece that end in CRLF,
+   do not start with "." and hold no other CR: they pass unchanged, so the caller emits
+   them in one span with the line before (one sink call per run of lines, not per line:
+   at 100 KiB a profile of the library had ~1,300 calls per message). Lengths are still
+   counted line by line. Returns the end of the run. */
+static size_t
+body_plain_lines(body *b, const char *p, size_t n, size_t at)
+{
+    while (at < n && p[at] != '.') {
+        const char *lf = memchr(p + at, '\n', n - at);
+        if (lf == NULL)
+            break; /* an incomplete line: the caller's next step takes it */
+        size_t len = (size_t)(lf - (p + at)); /* octets before the LF */
+        if (len == 0 || p[at + len - 1] != '\r' || memchr(p + at, '\r', len - 1) != NULL)
+            break; /* a bare LF or a bare CR: the caller's next step handles it */
+        body_count_line(b, len - 1);
+        b->line_len = 0;
+        at += len + 1;
+    }
+    return at;
+}
+
 /* Inside a line: emit everything up to the next CR or LF in one span, and the CRLF with
    it when both are in this piece. Returns octets consumed. */
 static size_t
@@ -98,12 +120,14 @@ body_scan_mid(body *b, const char *p, size_t n)
         return n;
     }
     if (cr) {
-        /* CR directly before LF: one line, emitted with its CRLF */
+        /* CR directly before LF: one line, emitted with its CRLF, and with it the
+           complete lines after it that need nothing done */
         body_count_line(b, span - 1);
-        body_emit(b, p, span + 1);
         b->line_len = 0;
+        size_t end = body_plain_lines(b, p, n, span + 1);
+        body_emit(b, p, end);
         b->state = BODY_BOL;
-        return span + 1;
+        return end;
     }
     /* an LF with no CR before it */
     body_emit(b, p, span);

@@ -5,9 +5,10 @@
  * Data ends only at CRLF "." CRLF; a bare CR or bare LF never ends a line here, so a
  * "<LF>.<LF>" or "<LF>.<CR><LF>" inside the data is content, not an end (SMTP
  * smuggling). Bare CR/LF are noted as findings and, by mode, kept, normalised to CRLF, or
- * make the message fail at the real end. The input is scanned in bulk with memchr, one
- * span per line, never byte by byte through a state function. The decoded content goes
- * to a sink callback in spans. Owned by the session; not thread-safe.
+ * make the message fail at the real end. The input is scanned in bulk with memchr, line
+ * by line, never byte by byte through a state function; the decoded content goes to a
+ * sink callback in spans, a run of lines that need no change being one span. Owned by
+ * the session; not thread-safe.
  */
 #ifndef SMTP_BODY_H
 #define SMTP_BODY_H
