@@ -14,7 +14,8 @@ import threading
 import time
 
 from faultlib import message, open_data
-from mslib import TIMEOUT, Db, RawClient, RecordingSMTP, accepted_id, is_listening
+from mslib import (TIMEOUT, Db, RawClient, RecordingSMTP, accepted_id, is_listening,
+                   wait_until)
 
 GRACE = 2
 
@@ -56,8 +57,8 @@ def test_sigterm_mid_data_under_load(start):
         t.start()
     time.sleep(0.5)
     ms.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    assert not is_listening(ms.port), "still accepting after SIGTERM"
+    assert wait_until(lambda: not is_listening(ms.port), timeout=3), \
+        "still accepting after SIGTERM"
     stored = {}
     for c, content in finishers:
         c.send(content[1000:] + b".\r\n")
