@@ -367,6 +367,11 @@ class Soak:
             self.seq += 1
             return self.seq
 
+    def messages_accepted(self):
+        """Messages the SMTP clients got a 250 for (the http class counts 200 answers)."""
+        with self.tally.lock:
+            return sum(r["accepted"] for c, r in self.tally.by_class.items() if c != "http")
+
     def pause(self, seconds):
         """Sleep unless told to stop; True when stopping."""
         return self.stop.wait(seconds)
@@ -973,7 +978,7 @@ def main(argv):
                 next_report += 60
                 log("%s: RSS %.1f MiB, %d fds, %d threads; %d accepted, %d deleted"
                     % (fmt_min(now - t_load), s["rss_kib"] / 1024, s["fds"], s["threads"],
-                       soak.tally.total("accepted"), soak.deleted))
+                       soak.messages_accepted(), soak.deleted))
             time.sleep(max(0.0, args.interval - (time.monotonic() - now)))
         t_end_load = time.monotonic()
         soak.stop.set()
@@ -1028,8 +1033,7 @@ def main(argv):
             conn.close()
         except sqlite3.Error as e:
             failures.append("database: %s" % e)
-    # messages: what the SMTP clients had accepted (the http class counts 200 answers)
-    accepted = sum(r["accepted"] for c, r in soak.tally.by_class.items() if c != "http")
+    accepted = soak.messages_accepted()
     uncertain = soak.tally.total("uncertain")
     if total is not None and (db_count != total or count != total):
         failures.append("API total %s, list count %s, database %s" % (total, count, db_count))
