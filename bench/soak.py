@@ -899,8 +899,8 @@ def parse_args(argv):
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--interval", type=float, help="seconds between samples")
     a = ap.parse_args(argv)
-    if not 0.25 <= a.minutes <= 24 * 60:
-        ap.error("--minutes must be between 0.25 and 1440")
+    if not 1 <= a.minutes <= 24 * 60:  # under a minute too little is left after warm-up
+        ap.error("--minutes must be between 1 and 1440")
     a.mailsink = find_binary(a.mailsink, "mailsink")
     a.smtp_load = find_binary(a.smtp_load, "smtp-load")
     a.load_secs = a.minutes * 60
