@@ -80,6 +80,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 HOST = "127.0.0.1"
 HOSTNAME = "soak.test"
@@ -910,6 +911,10 @@ def parse_args(argv):
     return a
 
 
+class Abort(Exception):
+    """Stop the run early; the reason is already in failures."""
+
+
 def fmt_min(t):
     return "%d:%02d" % (int(t) // 60, int(t) % 60)
 
@@ -939,13 +944,14 @@ def main(argv):
         samples.append(s)
         return s
 
+    total = count = None
     try:
         soak.prime()
         time.sleep(1)
         base = sample("baseline")
         if base is None:
             failures.append("mailsink died while priming")
-            raise StopIteration
+            raise Abort()
         log("baseline: RSS %.1f MiB, %d fds, %d threads"
             % (base["rss_kib"] / 1024, base["fds"], base["threads"]))
         load_secs, warmup = args.load_secs, args.warmup
@@ -1003,16 +1009,20 @@ def main(argv):
         if last is None or not srv.alive():
             if not any("died" in f for f in failures):
                 failures.append("mailsink died after the load (exit %s)" % srv.proc.poll())
-            raise StopIteration
+            raise Abort()
         if not soak.final_messages():
             failures.append("the final plain and TLS messages were not both accepted")
         total, count = soak.api_count()
-        final = sample("final")
+        if total is None:
+            failures.append("GET /api/v1/messages failed after the load")
+        sample("final")
         verdict_figures(samples, base, args.warmup or load_secs, t_end_load - t_load, last,
                         failures)
-    except StopIteration:
-        total = count = None
-        end_load = last = None
+    except Abort:
+        pass
+    except Exception as e:  # a bug here, or mailsink gone mid-step: say so, still clean up
+        traceback.print_exc()
+        failures.append("the soak itself stopped: %s: %s" % (type(e).__name__, e))
     finally:
         soak.stop.set()
 
