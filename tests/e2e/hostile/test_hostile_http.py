@@ -30,8 +30,12 @@ def seeded(shared):
 
 
 def _after(ms, total):
+    """HTTP still answers, the stored messages are as they were, and SMTP still takes and
+    stores a normal message (which the API then counts)."""
     assert http_get(ms, "/livez")[0] == 200, "HTTP no longer answers"
     assert api_total(ms) == total, "messages changed"
+    normal_transaction(ms)
+    assert api_total(ms) == total + 1
 
 
 MALFORMED = {
@@ -127,9 +131,10 @@ SUFFIXES = ["", "/raw", "/envelope", "/headers", "/part/1", "/part/../../1", "/r
 
 @pytest.mark.parametrize("bad", BAD_IDS, ids=lambda b: b[:16])
 def test_bad_message_ids(seeded, bad):
-    """Input: GET and DELETE-ish paths for message id BAD under every per-message path
-    (and /view/BAD.html). Expected: 400 or 404 every time, never 200 (no message has such
-    an id) nor 5xx; no response header injected; nothing deleted or changed."""
+    """Input: GET of every per-message path (and /view/BAD.html, .txt) with message id
+    BAD, then PUT /api/v1/messages marking {"IDs": [BAD]} read. Expected: the GETs answer
+    400 or 404, never 200 (no message has such an id) nor 5xx, with no injected
+    response header; the PUT answers 200, 400 or 404; nothing deleted or changed."""
     ms = seeded
     total = api_total(ms)
     for suffix in SUFFIXES:
