@@ -22,7 +22,7 @@ from faultlib import KILL_ROUNDS, SANITIZED, serves
 from mslib import Db, RecordingSMTP, accepted_id
 
 SENDERS = 6
-KILL_AFTER = (0.3, 2.5) if SANITIZED else (0.2, 1.2)  # seconds of load, uniform
+KILL_AFTER = (0.3, 2.5) if SANITIZED else (0.2, 0.9)  # seconds of load, uniform
 SENDER_DEADLINE = 30
 
 
