@@ -14,6 +14,7 @@ packages=(
     libnet-ssleay-perl openssl               # swaks --tls, test certificates
     tzdata                                   # search before:/after: with ?tz= (zoneinfo)
     chromium                                 # browser tests (driven by playwright-core)
+    faketime                                 # fault tests: clock jumps (libfaketime)
 )
 # Node.js and npm only run the compatibility and browser tests (npm packages installed by
 # those tests into the build tree). A machine with a Node.js of its own keeps it.
