@@ -40,8 +40,9 @@ def _deadline():
 def start(tmp_path):
     """start(*args, db=..., env=...) runs mailsink on 127.0.0.1:0 with its own database
     (tmp/mail.db unless db is given) and --hostname mailsink.test, without HTTP, and stops
-    it afterwards. Teardown fails the test unless it exits 0 on SIGTERM (or what
-    ms.expected_exit says; None: not checked)."""
+    it afterwards; env defaults to faultlib.server_env (a small ASan quarantine).
+    Teardown fails the test unless it exits 0 on SIGTERM (or what ms.expected_exit says;
+    None: not checked)."""
     started = []
 
     def _start(*args, db="default", env=None, smtp="127.0.0.1:0", listeners=1):
@@ -51,6 +52,8 @@ def start(tmp_path):
         if db == "default":
             db = str(tmp_path / "mail.db")
         argv += ["--db", db, "--hostname", HOSTNAME] + list(args)
+        if env is None:
+            env = faultlib.server_env(tmp_path)
         ms = Mailsink(argv, tmp_path, env=env, listeners=listeners, db=db,
                       name="mailsink-%d" % len(started), http="none")
         started.append(ms)

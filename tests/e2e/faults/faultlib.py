@@ -14,7 +14,8 @@ import re
 import socket
 import time
 
-from mslib import CRLF, TIMEOUT, RawClient, accepted_id, mailsink_bin, wait_until  # noqa: F401
+from mslib import (CRLF, TIMEOUT, RawClient, accepted_id, clean_env, mailsink_bin,  # noqa: F401
+                   wait_until)
 
 
 def _binary_has_asan(path):
@@ -44,6 +45,18 @@ def _sanitized():
 SANITIZED = _sanitized()
 KILL_ROUNDS = int(os.environ.get("FAULTS_KILL_ROUNDS") or (5 if SANITIZED else 20))
 MiB = 1 << 20
+
+
+def server_env(tmp, extra=None):
+    """mslib.clean_env(tmp, extra) and, under a sanitizer, a small ASan quarantine: freed
+    memory waits there (256 MiB by default) before reuse, which is the sanitizer's memory,
+    not mailsink's, and would drown every RSS comparison."""
+    extra = dict(extra or {})
+    if SANITIZED:
+        opts = extra.get("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", ""))
+        extra["ASAN_OPTIONS"] = (opts + ":quarantine_size_mb=16:"
+                                 "thread_local_quarantine_size_kb=256").lstrip(":")
+    return clean_env(tmp, extra)
 
 
 # -- the process as /proc shows it ---------------------------------------------------------

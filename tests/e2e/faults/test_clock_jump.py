@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from faultlib import SANITIZED, deliver, message
-from mslib import Db, RawClient, clean_env, field, json_messages, show
+from faultlib import SANITIZED, deliver, message, server_env
+from mslib import Db, RawClient, field, json_messages, show
 
 COMMAND_TIMEOUT = 3
 
@@ -75,7 +75,7 @@ def test_clock_jumps_keep_ids_order_and_timeouts(start, tmp_path):
     if SANITIZED:  # libfaketime is preloaded before the ASan runtime
         extra["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
                                  ":verify_asan_link_order=0").lstrip(":")
-    env = clean_env(tmp_path, extra)
+    env = server_env(tmp_path, extra)
     ms = start("--command-timeout", str(COMMAND_TIMEOUT), env=env)
     inserted = []
     idle = {}
