@@ -88,14 +88,15 @@ class Server:
                     os.path.join(workdir, "dump")] + as_user + [addr, "1024"]
         elif kind == "libsmtpd" or kind.startswith("libsmtpd="):
             binary = kind.split("=", 1)[1] if "=" in kind else tools["libsink"]
-            argv = [binary, "-o", "max-sessions=20000", "-o",
+            argv = [binary, "-o", "max-sessions=20000", "-o", "max-sessions-per-ip=20000", "-o",
                     "max-message-size=209715200", "127.0.0.1", str(self.port)]
         elif kind == "mailsink" or kind.startswith("mailsink="):
             # "mailsink=PATH" (and "libsmtpd=PATH" above): another binary, for A/B runs
             binary = kind.split("=", 1)[1] if "=" in kind else tools["mailsink"]
             argv = [binary, "--smtp", addr, "--db",
                     os.path.join(workdir, "mail.db"), "--http", "none",
-                    "--max-message-size", "200M", "--max-connections", "20000"] + \
+                    "--max-message-size", "200M", "--max-connections", "20000",
+                    "--max-connections-per-ip", "20000"] + \
                    tools.get("mailsink_args", [])
         else:
             raise ValueError(kind)
