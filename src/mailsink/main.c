@@ -177,7 +177,8 @@ main_new_server(const config *c, app *a, const main_tls *t, char *err, size_t er
     o.max_message_size = c->max_message_size;
     o.max_recipients = c->max_recipients;
     o.max_sessions = c->max_connections;
-    o.max_sessions_per_ip = c->max_connections_per_ip;
+    o.max_sessions_per_ip =
+        c->max_connections_per_ip ? c->max_connections_per_ip : c->max_connections;
     o.max_buffered_data = c->max_buffered_data;
     o.command_timeout_ms = c->command_timeout_s * 1000u;
     o.data_timeout_ms = c->data_timeout_s * 1000u;

@@ -231,3 +231,23 @@ def test_max_connections_answers_421_beyond_the_limit(start):
     assert code == 220
     second.cmd("QUIT")
     second.close()
+
+
+def test_per_address_limit_follows_max_connections_by_default(start):
+    """--max-connections 1100 without --max-connections-per-ip: 1,100 connections from
+    127.0.0.1 (past libsmtpd's own per-address default of 1,000) are all greeted with 220,
+    and the 1,101st gets the global 421 (a catcher's clients mostly share one address)."""
+    ms = start("--max-connections", "1100")
+    conns = []
+    try:
+        for _ in range(1100):
+            conns.append(ms.raw())
+        codes = [c.reply()[0] for c in conns]
+        assert codes.count(220) == 1100, sorted(set(codes))
+        extra = ms.raw()
+        code, lines = extra.reply()
+        extra.close()
+        assert code == 421 and lines[0].endswith("Error: too many connections"), lines
+    finally:
+        for c in conns:
+            c.close()

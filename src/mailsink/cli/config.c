@@ -92,7 +92,7 @@ static const opt opts[] = {
     {.name = "max-connections-per-ip", .kind = K_NUMBER, FIELD(max_connections_per_ip),
      .min = 1, .max = 1000000, .metavar = "N",
      .help = "open SMTP connections from one client address; more get 421 4.7.0 "
-             "(default 1000)"},
+             "(default: as --max-connections)"},
     {.name = "max-buffered-data", .kind = K_SIZE, FIELD(max_buffered_data), .min = 1024,
      .max = (uint64_t)1 << 40, .metavar = "SIZE",
      .help = "message octets all SMTP sessions together hold in memory; past it a message "
@@ -1060,7 +1060,6 @@ config_defaults(config *c)
     c->max_message_size = 10240000;
     c->max_recipients = 100;
     c->max_connections = 1000;
-    c->max_connections_per_ip = 1000;
     c->max_buffered_data = (size_t)256 << 20;
     c->command_timeout_s = 300; /* RFC 5321 4.5.3.2.7 */
     c->data_timeout_s = 180;    /* RFC 5321 4.5.3.2.5 */

@@ -48,7 +48,8 @@ typedef struct config {
     size_t max_message_size;         /* --max-message-size; 10240000 (accepts k/M/G suffix) */
     unsigned max_recipients;         /* --max-recipients; 100 */
     unsigned max_connections;        /* --max-connections; 1000 (libsmtpd's max-sessions) */
-    unsigned max_connections_per_ip; /* --max-connections-per-ip; 1000 */
+    unsigned max_connections_per_ip; /* --max-connections-per-ip; 0 = as max_connections
+                                        (a catcher's clients mostly share 127.0.0.1) */
     size_t max_buffered_data;        /* --max-buffered-data; 256M (libsmtpd's option) */
     uint64_t max_messages;           /* --max-messages; 0 = keep all */
     uint64_t max_age_s;              /* --max-age DURATION ("30d", "12h", "90m", "3600s",
