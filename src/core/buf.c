@@ -54,6 +54,23 @@ buf_reserve(buf *b, size_t extra)
 }
 
 int
+buf_presize(buf *b, size_t n)
+{
+    if (n > b->cap)
+        n = b->cap;
+    if (n + 1 <= b->alloc)
+        return BUF_OK;
+    char *p = realloc(b->data, n + 1);
+    if (!p)
+        return BUF_ENOMEM;
+    if (!b->data)
+        p[0] = '\0';
+    b->data = p;
+    b->alloc = n + 1;
+    return BUF_OK;
+}
+
+int
 buf_append(buf *b, const void *data, size_t len)
 {
     int rc = buf_reserve(b, len);

@@ -29,6 +29,10 @@ void buf_cleanup(buf *b);
 /* Forget the contents, keep the memory (and the cap). */
 void buf_clear(buf *b);
 int buf_append(buf *b, const void *data, size_t len);
+/* Allocate room for n octets in one step (at most the cap) when the size to come is
+   known, instead of doubling up to it; appends still grow past it. BUF_OK or
+   BUF_ENOMEM. */
+int buf_presize(buf *b, size_t n);
 int buf_append_str(buf *b, const char *s);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));

@@ -399,6 +399,10 @@ commands_finish_data(smtpd_session *s, smtpd_verdict v)
     };
     /* the trace headers are at most a few KiB: helo, sender and recipient are capped */
     buf_init(&s->msg, env->opts->max_message_size + 8192);
+    /* only a size this session already sent (and the budget already allowed): a size a
+       client merely declares could make many sessions reserve memory they never fill */
+    if (s->msg_size_hint && s->msg_size_hint <= session_msg_budget_free(s))
+        (void)buf_presize(&s->msg, s->msg_size_hint + 1024);
     if (trace_append(&s->msg, &t) != BUF_OK)
         s->msg_nomem = true;
     s->tx.trace_size = s->msg.len;
@@ -460,6 +464,7 @@ commands_end_of_data(smtpd_session *s)
         session_tx_reset(s);
         return;
     }
+    s->msg_size_hint = s->msg.len;
     s->tx.findings |=
         commands_scan_headers(s->msg.data + s->tx.trace_size, s->msg.len - s->tx.trace_size);
     smtpd_message m = {

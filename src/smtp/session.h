@@ -136,8 +136,10 @@ struct smtpd_session {
     body body;
     buf msg; /* trace headers + content, capped at max-message-size + trace */
     bool msg_too_big;
-    bool msg_nomem;      /* out of memory or over max-buffered-data: 452 at the end */
-    size_t msg_budgeted; /* octets of msg counted in env->buffered */
+    bool msg_nomem;       /* out of memory or over max-buffered-data: 452 at the end */
+    size_t msg_budgeted;  /* octets of msg counted in env->buffered */
+    size_t msg_size_hint; /* the size of this session's last message: allocated at once
+                             for the next (a client sending many alike pays no regrowth) */
     bool chunk_failed;
     int chunk_verdict;
 

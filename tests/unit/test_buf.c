@@ -250,6 +250,37 @@ test_detach(void **state)
     buf_cleanup(&b);
 }
 
+/* presize allocates once (capped at the cap) and changes nothing visible; appends up
+   to it do not reallocate, and past it the buffer still grows. */
+static void
+test_presize(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b, 1000);
+    assert_int_equal(buf_presize(&b, 5000), BUF_OK);
+    assert_int_equal(b.alloc, 1001); /* capped: cap + NUL */
+    assert_string_equal(buf_str(&b), "");
+    assert_int_equal(b.len, 0);
+    buf_cleanup(&b);
+
+    buf_init(&b, 100000);
+    assert_int_equal(buf_append(&b, "ab", 2), BUF_OK);
+    assert_int_equal(buf_presize(&b, 4096), BUF_OK);
+    char *at = b.data;
+    char chunk[1000];
+    memset(chunk, 'x', sizeof chunk);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(buf_append(&b, chunk, sizeof chunk), BUF_OK);
+    assert_ptr_equal(b.data, at); /* 4002 + NUL fit: no realloc */
+    assert_int_equal(buf_append(&b, chunk, sizeof chunk), BUF_OK);
+    assert_int_equal(b.len, 5002);
+    assert_memory_equal(b.data, "abxx", 4);
+    assert_int_equal(buf_presize(&b, 10), BUF_OK); /* smaller than held: nothing */
+    assert_int_equal(b.len, 5002);
+    buf_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -260,6 +291,7 @@ main(void)
         cmocka_unit_test(test_append_over_cap_leaves_buffer_intact),
         cmocka_unit_test(test_zero_cap_refuses_everything),
         cmocka_unit_test(test_growth_many_appends),
+        cmocka_unit_test(test_presize),
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_printf_long_output),
         cmocka_unit_test(test_consume),
