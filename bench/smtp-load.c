@@ -304,8 +304,10 @@ load_parse(int argc, char **argv, load_options *o)
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         char *end = NULL;
-        unsigned long v = optarg ? strtoul(optarg, &end, 10) : 0;
-        if (optarg && (*optarg == '\0' || *end != '\0' || *optarg == '-')) {
+        /* every option with an argument is a number, except --host */
+        bool numeric = optarg && ch != 'h';
+        unsigned long v = numeric ? strtoul(optarg, &end, 10) : 0;
+        if (numeric && (*optarg == '\0' || *end != '\0' || *optarg == '-')) {
             fprintf(stderr, "smtp-load: not a number: '%s'\n", optarg);
             return -1;
         }
