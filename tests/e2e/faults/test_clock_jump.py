@@ -66,15 +66,15 @@ def idle_for(conn, limit):
     return took
 
 
+@pytest.mark.skipif(SANITIZED, reason="libfaketime and the ASan runtime both interpose "
+                    "clock_gettime: under load mailsink hung at start ('Unexpected recursive "
+                    "calls to clock_gettime()'); the plain build runs this test")
 def test_clock_jumps_keep_ids_order_and_timeouts(start, tmp_path):
     lib = faketime_lib()
     stamp = str(tmp_path / "faketime.rc")
     set_offset(stamp, "+0")
     extra = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": stamp, "FAKETIME_NO_CACHE": "1",
              "DONT_FAKE_MONOTONIC": "1"}
-    if SANITIZED:  # libfaketime is preloaded before the ASan runtime
-        extra["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
-                                 ":verify_asan_link_order=0").lstrip(":")
     env = server_env(tmp_path, extra)
     ms = start("--command-timeout", str(COMMAND_TIMEOUT), env=env)
     inserted = []
