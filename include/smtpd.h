@@ -82,8 +82,14 @@ typedef struct smtpd_options {
                                     Longer lines are a finding; lines over 8 times this
                                     make the message fail with "552 5.3.4 Message
                                     refused: line too long" at end of data. */
-    unsigned command_timeout_ms; /* [command-timeout] waiting for a command; 300000 */
-    unsigned data_timeout_ms;    /* [data-timeout] waiting for a data block; 180000 */
+    unsigned command_timeout_ms; /* [command-timeout] a deadline for each whole command
+                                    line, from the moment we wait for it (not restarted
+                                    by each octet); then 421 4.4.2; 300000 */
+    unsigned data_timeout_ms;    /* [data-timeout] the deadline for message content; it
+                                    moves on only while content comes at 500 octets/s
+                                    or more (never past this much from now); 180000.
+                                    A client whose replies wait unread this long is
+                                    dropped without a reply. */
     unsigned max_errors;         /* [max-errors] the Nth bad command is answered, then
                                     421 and close; 20 */
     unsigned max_junk;           /* [max-junk] the same for NOOP/RSET/VRFY/EXPN/HELP and
@@ -118,16 +124,16 @@ typedef struct smtpd_options {
 
     /* Resource limits against many clients at once. Appended here as well. */
     unsigned max_sessions_per_ip; /* [max-sessions-per-ip] open sessions from one client
-                                     address; more get "421 4.7.0 Error: too many
-                                     connections from ADDR"; 1000 */
+                                     address; more get "421 4.7.0 <hostname> Error:
+                                     too many connections from ADDR"; 1000 */
     size_t max_buffered_data;     /* [max-buffered-data] octets of message content that
                                      all sessions together hold in memory until
                                      its delivery is answered; a message that would
                                      pass it fails with "452 4.3.1 Insufficient system
                                      storage" at end of data (the rest is read and
                                      dropped); MAIL with a SIZE larger than what is free
-                                     and DATA while less than 64 KiB is free get that
-                                     452 at once. Never less than max-message-size + 8
+                                     and DATA while less than 64 KiB (or, for a smaller
+                                     budget, all of it) is free get that 452 at once. Never less than max-message-size + 8
                                      KiB, so one message of the largest size always fits
                                      alone. 268435456 */
 } smtpd_options;

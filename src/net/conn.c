@@ -42,8 +42,8 @@ typedef struct conn {
     bool handshaking;        /* a TLS handshake runs: no reading, no greeting yet */
     bool greeted;            /* session_start (or the refusal) happened */
     bool eof;                /* the client half-closed: answer what it sent, then close */
-    bool deadline_data;      /* the deadline is for message content */
     uint64_t deadline_ms;    /* CLOCK_MONOTONIC; 0: the next flush starts a new wait */
+    uint64_t deadline_wait;  /* session_wait_count when the deadline was set */
     size_t fed;              /* octets the session consumed since the last flush */
     struct event *reaper;    /* closing under TLS: waits for the socket's output to drain */
     unsigned reaper_ticks;   /* bounded by CONN_LINGER_MS */
@@ -92,15 +92,19 @@ conn_arm_deadline(conn *c)
     uint64_t now = conn_now_ms();
     uint64_t full = now + session_timeout_ms(c->sess);
     bool data = session_in_data(c->sess);
-    if (!c->deadline_ms || data != c->deadline_data) {
-        c->deadline_ms = full; /* a new wait begins */
+    uint64_t wait = session_wait_count(c->sess);
+    if (!c->deadline_ms || wait != c->deadline_wait) {
+        /* a new wait began since: a line was taken (the rest of the input may hold the
+           start of the next one) or the state changed (e.g. content, then commands, then
+           the next content, all in one pipelined batch) */
+        c->deadline_ms = full;
     } else if (data) {
         uint64_t more = c->deadline_ms + (uint64_t)c->fed * 1000 / CONN_MIN_DATA_RATE;
         c->deadline_ms = more < full ? more : full;
     } else if (!session_line_started(c->sess)) {
         c->deadline_ms = full; /* between commands: the next one gets the whole time */
     }
-    c->deadline_data = data;
+    c->deadline_wait = wait;
     c->fed = 0;
     uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 1;
     conn_set_timeout(c, (unsigned)left);
@@ -368,6 +372,9 @@ conn_start_tls(conn *c)
 {
     struct evbuffer *input = bufferevent_get_input(c->bev);
     evbuffer_drain(input, evbuffer_get_length(input));
+    /* the filter's timeouts rule from now on; the socket's own (what was left of the
+       plaintext deadline) would otherwise cut the TLS session at its first pause */
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
     struct bufferevent *tls = tls_wrap(c->srv->base, c->bev, c->srv->ssl_ctx);
     if (!tls)
         return false; /* out of memory: nothing sensible can be said any more */

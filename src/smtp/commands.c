@@ -328,7 +328,7 @@ cmd_data(smtpd_session *s, const char *args)
         session_error(s, 503, "5.5.1", "Error: need RCPT command");
         return;
     }
-    if (session_msg_budget_free(s) < SESSION_MSG_BUDGET_RESERVE) {
+    if (session_msg_budget_free(s) < session_msg_budget_reserve(s)) {
         /* max-buffered-data is (nearly) used up by other sessions' messages. RFC 5321
            4.3.2 lists 452 for DATA; the transaction stays for a retry. */
         session_reply(s, 452, "4.3.1", "Insufficient system storage");
@@ -347,12 +347,18 @@ static void
 commands_body_sink(void *ctx, const char *data, size_t len)
 {
     smtpd_session *s = ctx;
-    if (s->body.size > s->env->opts->max_message_size)
+    if (s->body.size > s->env->opts->max_message_size && !s->msg_too_big) {
         s->msg_too_big = true;
+        session_msg_release(s); /* refused at the end anyway: hold nothing meanwhile */
+    }
     if (!s->msg_too_big && !s->msg_nomem) {
-        int rc = session_msg_budget_take(s, len) ? buf_append(&s->msg, data, len) : BUF_ENOMEM;
+        /* octets past what this message already holds of the budget (presized) */
+        size_t after = s->msg.len + len;
+        bool room = after <= s->msg_budgeted || session_msg_budget_take(s, after - s->msg_budgeted);
+        int rc = room ? buf_append(&s->msg, data, len) : BUF_ENOMEM;
         if (rc == BUF_EFULL) {
             s->msg_too_big = true;
+            session_msg_release(s);
         } else if (rc != BUF_OK) {
             /* out of memory, or all sessions together hold max-buffered-data: drop what
                this message holds now, read the rest and answer 452 at the end */
@@ -399,9 +405,10 @@ commands_finish_data(smtpd_session *s, smtpd_verdict v)
     };
     /* the trace headers are at most a few KiB: helo, sender and recipient are capped */
     buf_init(&s->msg, env->opts->max_message_size + 8192);
-    /* only a size this session already sent (and the budget already allowed): a size a
-       client merely declares could make many sessions reserve memory they never fill */
-    if (s->msg_size_hint && s->msg_size_hint <= session_msg_budget_free(s))
+    /* only a size this session already sent, and taken from the budget like the content
+       it makes room for: a size a client merely declares could make many sessions
+       reserve memory they never fill */
+    if (s->msg_size_hint && session_msg_budget_take(s, s->msg_size_hint + 1024))
         (void)buf_presize(&s->msg, s->msg_size_hint + 1024);
     if (trace_append(&s->msg, &t) != BUF_OK)
         s->msg_nomem = true;

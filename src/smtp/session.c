@@ -98,6 +98,7 @@ session_set_state(smtpd_session *s, session_state st)
 {
     if (s->state == st)
         return;
+    s->waits++;
     if (s->env->hooks->on_log) {
         char note[80];
         int n = snprintf(note, sizeof note, "state %s -> %s", session_state_str(s->state),
@@ -274,6 +275,13 @@ session_msg_budget_take(smtpd_session *s, size_t len)
 }
 
 size_t
+session_msg_budget_reserve(const smtpd_session *s)
+{
+    size_t budget = session_msg_budget(s);
+    return budget < 65536 ? budget : 65536;
+}
+
+size_t
 session_msg_budget_free(const smtpd_session *s)
 {
     size_t used = atomic_load(&s->env->buffered), limit = session_msg_budget(s);
@@ -362,6 +370,12 @@ session_in_data(const smtpd_session *s)
     return s->state == SESSION_DATA;
 }
 
+uint64_t
+session_wait_count(const smtpd_session *s)
+{
+    return s->waits;
+}
+
 bool
 session_line_started(const smtpd_session *s)
 {
@@ -397,6 +411,7 @@ session_log_refused(smtpd_session *s, const char *line, size_t len)
 static void
 session_line_done(smtpd_session *s)
 {
+    s->waits++;
     const char *line = buf_str(&s->line);
     size_t len = s->line.len;
     bool overflow = s->line_overflow, bad = s->line_bad_char;

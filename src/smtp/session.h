@@ -150,6 +150,7 @@ struct smtpd_session {
     session_wait waiting;
     uint64_t wait_seq;
     uint64_t seq_counter;
+    uint64_t waits; /* new waits for the client: lines taken, state changes */
     session_hook_reply hook_reply;
     session_candidate cand;
 
@@ -200,14 +201,18 @@ bool session_is_closing(const smtpd_session *s);
 bool session_in_data(const smtpd_session *s);
 /* Part of a command line has arrived, not yet its end. */
 bool session_line_started(const smtpd_session *s);
+/* Counts the waits for client input that began (a line was taken, the state changed):
+   the I/O layer starts a new deadline when it moved. */
+uint64_t session_wait_count(const smtpd_session *s);
 
 /* Message content held in memory, counted against max-buffered-data across the server:
    take len octets (false when they would pass it). */
 bool session_msg_budget_take(smtpd_session *s, size_t len);
 /* Octets of the budget no session holds now. */
 size_t session_msg_budget_free(const smtpd_session *s);
-/* DATA is refused with 452 while less than this is free: the message could not grow. */
-#define SESSION_MSG_BUDGET_RESERVE 65536
+/* DATA is refused with 452 while less than this is free: 64 KiB, or the whole budget
+   when that is smaller (so one message alone is always taken). */
+size_t session_msg_budget_reserve(const smtpd_session *s);
 /* Free the message buffer and give its octets back to the budget. */
 void session_msg_release(smtpd_session *s);
 /* The timeout that applies now, in ms (command or data). */

@@ -98,9 +98,10 @@ static const opt opts[] = {
      .help = "message octets all SMTP sessions together hold in memory; past it a message "
              "gets 452 4.3.1 (default 256M; never below max-message-size)"},
     {.name = "command-timeout", .kind = K_DURATION, FIELD(command_timeout_s), .min = 1,
-     .max = DAY, .metavar = "SECONDS", .help = "wait this long for a command (default 300)"},
+     .max = DAY, .metavar = "SECONDS", .help = "a whole command line must arrive within this (default 300)"},
     {.name = "data-timeout", .kind = K_DURATION, FIELD(data_timeout_s), .min = 1, .max = DAY,
-     .metavar = "SECONDS", .help = "wait this long for message data (default 180)"},
+     .metavar = "SECONDS", .help = "the deadline for message content, moved on while it comes at 500 octets/s or "
+             "more (default 180)"},
     {.name = "stop-grace", .kind = K_DURATION, FIELD(stop_grace_s), .min = 0, .max = DAY,
      .metavar = "SECONDS",
      .help = "on SIGTERM/SIGINT, let sessions finish this long, then 421 (default 10)"},
