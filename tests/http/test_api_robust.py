@@ -148,7 +148,10 @@ def raw_request(api, data, timeout=10):
     s = socket.create_connection((api.host, api.port), timeout=timeout)
     try:
         s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # ENOTCONN: the server already refused and closed (huge header)
+            pass
         out = b""
         for _ in range(1000):
             chunk = s.recv(65536)
