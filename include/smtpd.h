@@ -133,9 +133,10 @@ typedef struct smtpd_options {
                                      storage" at end of data (the rest is read and
                                      dropped); MAIL with a SIZE larger than what is free
                                      and DATA while less than 64 KiB (or, for a smaller
-                                     budget, all of it) is free get that 452 at once. Never less than max-message-size + 8
-                                     KiB, so one message of the largest size always fits
-                                     alone. 268435456 */
+                                     budget, all of it) is free get that 452 at once.
+                                     Never less than max-message-size + 8 KiB, so one
+                                     message of the largest size always fits alone.
+                                     268435456 */
 } smtpd_options;
 
 /* Fill *opts with the defaults above. */
