@@ -364,6 +364,26 @@ def stop_all(started):
     return bad
 
 
+def binary_has_asan(path):
+    """Whether the program at path was built with AddressSanitizer (its runtime's entry
+    point is in the binary): sanitizer builds are slower and hold more memory, so the
+    suites scale their waits and sizes by this."""
+    needle = b"__asan_init"
+    tail = b""
+    try:
+        with open(path, "rb") as f:
+            for _ in range(4096):  # at most 4 GiB in 1 MiB reads
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    return False
+                if needle in tail + chunk:
+                    return True
+                tail = chunk[-len(needle):]
+    except OSError:
+        return False
+    return False
+
+
 def wait_until(pred, timeout=10, interval=0.05):
     """Poll pred() until true or timeout; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -14,32 +14,15 @@ import re
 import socket
 import time
 
-from mslib import (CRLF, TIMEOUT, RawClient, accepted_id, clean_env, mailsink_bin,  # noqa: F401
-                   wait_until)
-
-
-def _binary_has_asan(path):
-    needle = b"__asan_init"
-    tail = b""
-    try:
-        with open(path, "rb") as f:
-            for _ in range(4096):  # at most 4 GiB in 1 MiB reads
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    return False
-                if needle in tail + chunk:
-                    return True
-                tail = chunk[-len(needle):]
-    except OSError:
-        return False
-    return False
+from mslib import (CRLF, TIMEOUT, RawClient, accepted_id, binary_has_asan,  # noqa: F401
+                   clean_env, mailsink_bin, wait_until)
 
 
 def _sanitized():
     v = os.environ.get("MAILSINK_SANITIZED")
     if v is not None:
         return v not in ("", "0", "no", "false")
-    return _binary_has_asan(mailsink_bin())
+    return binary_has_asan(mailsink_bin())
 
 
 SANITIZED = _sanitized()

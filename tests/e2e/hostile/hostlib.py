@@ -14,30 +14,13 @@ import time
 import uuid
 
 from mslib import (  # noqa: F401
-    CRLF, TIMEOUT, Db, RawClient, mailsink_bin, wait_until, write_script)
+    CRLF, TIMEOUT, Db, RawClient, binary_has_asan, mailsink_bin, wait_until, write_script)
 
 _ENH = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 
 
-def _has_asan(path):
-    needle = b"__asan_init"
-    tail = b""
-    try:
-        with open(path, "rb") as f:
-            for _ in range(4096):  # at most 4 GiB
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    return False
-                if needle in tail + chunk:
-                    return True
-                tail = chunk[-len(needle):]
-    except OSError:
-        return False
-    return False
-
-
 # A sanitizer build is a few times slower: the waits below scale with this.
-SLOW = 3 if _has_asan(mailsink_bin()) else 1
+SLOW = 3 if binary_has_asan(mailsink_bin()) else 1
 
 
 class Reply:
