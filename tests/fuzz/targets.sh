@@ -23,3 +23,15 @@ fuzz_max_len() {
     *) echo 8192 ;;
     esac
 }
+
+# fuzz_long_flags TARGET: libFuzzer flags for the long runs (long.sh) of this target only
+fuzz_long_flags() {
+    case $1 in
+    # libFuzzer checks for leaks after every input whose mallocs and frees differ, by
+    # stopping the world and scanning the heap; with the HTTP server's and the store
+    # writer's threads and SQLite's caches that is almost every input (a third of the
+    # run's time). LeakSanitizer still checks the whole process when the run ends, and
+    # the 30-second smoke runs in make test keep the per-input check.
+    fuzz_http) echo "-detect_leaks=0" ;;
+    esac
+}
