@@ -32,7 +32,6 @@
 extern char **environ;
 
 #define EXEC_WORKERS 4
-#define INGEST_QUEUE_BYTES ((size_t)512 << 20)
 
 /* mkdir -p for the database's directory (mode 0700: the mail is private). */
 static int
@@ -315,7 +314,7 @@ main_serve(const config *c)
         goto out;
     if (!(srv = main_new_server(c, &a, &tls, err, sizeof err)))
         goto out;
-    ingest_limits lim = {c->max_messages, c->max_age_s, INGEST_QUEUE_BYTES};
+    ingest_limits lim = {c->max_messages, c->max_age_s, c->max_queued_data};
     if (!(a.ingest = ingest_start(st, ex, &lim))) {
         snprintf(err, sizeof err, "cannot start the store writer");
         goto out;

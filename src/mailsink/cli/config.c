@@ -97,6 +97,10 @@ static const opt opts[] = {
      .max = (uint64_t)1 << 40, .metavar = "SIZE",
      .help = "message octets all SMTP sessions together hold in memory; past it a message "
              "gets 452 4.3.1 (default 256M; never below max-message-size)"},
+    {.name = "max-queued-data", .kind = K_SIZE, FIELD(max_queued_data), .min = 1024,
+     .max = (uint64_t)1 << 40, .metavar = "SIZE",
+     .help = "octets of received messages waiting for a slow or locked database; past it a "
+             "message gets 451 4.3.0 at once (default 512M)"},
     {.name = "command-timeout", .kind = K_DURATION, FIELD(command_timeout_s), .min = 1,
      .max = DAY, .metavar = "SECONDS", .help = "a whole command line must arrive within this (default 300)"},
     {.name = "data-timeout", .kind = K_DURATION, FIELD(data_timeout_s), .min = 1, .max = DAY,
@@ -1062,6 +1066,7 @@ config_defaults(config *c)
     c->max_recipients = 100;
     c->max_connections = 1000;
     c->max_buffered_data = (size_t)256 << 20;
+    c->max_queued_data = (size_t)512 << 20;
     c->command_timeout_s = 300; /* RFC 5321 4.5.3.2.7 */
     c->data_timeout_s = 180;    /* RFC 5321 4.5.3.2.5 */
     c->stop_grace_s = 10;

@@ -51,6 +51,8 @@ typedef struct config {
     unsigned max_connections_per_ip; /* --max-connections-per-ip; 0 = as max_connections
                                         (a catcher's clients mostly share 127.0.0.1) */
     size_t max_buffered_data;        /* --max-buffered-data; 256M (libsmtpd's option) */
+    size_t max_queued_data;          /* --max-queued-data; 512M: accepted messages waiting
+                                        for the store writer (ingest's queue cap) */
     uint64_t max_messages;           /* --max-messages; 0 = keep all */
     uint64_t max_age_s;              /* --max-age DURATION ("30d", "12h", "90m", "3600s",
                                         or seconds); 0 = keep all */

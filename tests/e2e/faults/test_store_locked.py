@@ -7,10 +7,15 @@ Another process (Python's sqlite3) holds BEGIN EXCLUSIVE on mailsink's database.
   again without a restart.
 - Held briefly (2 s, under the timeout): the 250 comes only after the lock is released
   and the message is in the database when the client reads the 250.
+- Messages pile up behind a lock (the row's "full queue -> 451/421"): with
+  --max-queued-data 1M, what fits in the queue waits and gets its 250 once the lock is
+  gone; a message past it is answered 451 4.3.0 at once, while the lock is still held,
+  and is not stored.
 The fd count and RSS of mailsink are back afterwards.
 test_store.py::test_no_250_while_the_database_is_locked has the basic case; these add the
 deadline, the other sessions and the recovery."""
 
+import select
 import sqlite3
 import threading
 import time
@@ -121,4 +126,65 @@ def test_brief_lock_delays_the_250_until_the_commit(start):
     assert others[0][0] == [220, 250, 250, 250, 250, 221] and others[0][1] < 2.0, others
     c.cmd("QUIT")
     c.close()
+    settle(ms, before)
+
+
+QUEUE_CAP = 1 << 20  # --max-queued-data below
+QUEUED_SIZE = 300 * 1024  # three fit in the queue behind the one the writer holds
+
+
+def test_full_queue_gives_451_at_once_and_keeps_every_250(start):
+    ms = start("--max-queued-data", str(QUEUE_CAP))
+    first = deliver(ms, message("before the lock"))
+    before = Proc(ms.proc.pid).snapshot()
+    contents = [message("queued %d" % i, QUEUED_SIZE) for i in range(7)]
+    clients = [open_data(ms) for _ in contents]
+    lock = Locker(ms.db)
+    answered_while_locked = {}  # client index -> (code, text)
+    try:
+        locked_at = time.monotonic()
+        # the first message: the store writer takes it and waits on the lock
+        clients[0].send(contents[0] + b".\r\n")
+        time.sleep(0.5)
+        # the rest queue behind it until the queue is full; past that, 451 at once
+        for c, content in zip(clients[1:], contents[1:]):
+            c.send(content + b".\r\n")
+        socks = {c.sock: i for i, c in enumerate(clients)}
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and len(answered_while_locked) < len(clients):
+            ready, _, _ = select.select(list(socks), [], [], 0.1)
+            for sock in ready:
+                i = socks.pop(sock)
+                answered_while_locked[i] = clients[i].reply()
+        held_for = time.monotonic() - locked_at
+    finally:
+        lock.release()
+    assert held_for < BUSY_TIMEOUT - 1, "the lock outlived the busy timeout: %.1f s" % held_for
+    for i, (code, text) in answered_while_locked.items():
+        assert (code, text[0]) == (451, "4.3.0 Error: too much mail queued, try later"), \
+            (i, code, text)
+    refused = set(answered_while_locked)
+    assert refused, "no message was refused although %d KiB waited for a 1 MiB queue" % (
+        sum(map(len, contents)) // 1024)
+    assert 0 not in refused, "the message the writer held was refused"
+    # the ones that waited are stored once the lock is gone, and only they
+    accepted = {}
+    for i, c in enumerate(clients):
+        if i not in refused:
+            c.sock.settimeout(BUSY_TIMEOUT + 15)
+            code, text = c.reply()
+            assert code == 250, (i, code, text)
+            accepted[accepted_id(text[0])] = contents[i]
+        c.cmd("QUIT")
+        c.close()
+    queued_bytes = sum(len(contents[i]) for i in range(1, len(contents)) if i not in refused)
+    assert len(accepted) >= 3 and queued_bytes <= QUEUE_CAP, (len(accepted), queued_bytes)
+    with Db(ms.db) as db:
+        assert sorted(db.ids()) == sorted([first] + list(accepted))
+        for rid, content in accepted.items():
+            assert db.body(rid) == content
+    # the queue drained: a message of the same size is taken again
+    rid = deliver(ms, message("after the queue drained", QUEUED_SIZE))
+    with Db(ms.db) as db:
+        assert rid in db.ids()
     settle(ms, before)
