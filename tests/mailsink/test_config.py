@@ -131,7 +131,7 @@ def test_help_and_version(tmp_path):
     assert re.search(rb"\b\d+\.\d+\.\d+\b", r.stdout), show(r)
 
 
-def test_man_page_documents_flags_and_config_file():
+def test_man_page_documents_flags_and_config_file(tmp_path):
     path = os.path.join(REPO, "docs", "mailsink.1")
     assert os.path.exists(path), "no man page docs/mailsink.1"
     text = open(path, encoding="utf-8").read().replace("\\-", "-")
@@ -139,6 +139,13 @@ def test_man_page_documents_flags_and_config_file():
               "--deliver-exec", "--validate-sender-exec", "--accept-rcpt", "--deny-host",
               "--maildir", "--mbox", "--eml-dir", "--config", "MAILSINK_", "XDG_DATA_HOME"]:
         assert f in text, "man page does not mention %s" % f
+    # and every flag --help lists (a new setting comes with its man page entry)
+    r = cli(tmp_path, "--help")
+    assert r.returncode == 0, show(r)
+    flags = set(re.findall(r"(--[a-z][a-z0-9-]+)", r.stdout.decode()))
+    assert len(flags) > 40, flags
+    missing = sorted(f for f in flags if not re.search(re.escape(f) + r"\b(?!-)", text))
+    assert not missing, "man page does not document %s" % missing
 
 
 # -- precedence: built-in default < config file < environment < command line --------------------
