@@ -1418,6 +1418,80 @@ test_api_delete(store *st, const char *path)
     CHECK(store_latest_id(st, NULL) == NULL, "no latest");
 }
 
+/* A search run from inside the row callback of the same search on the same handle. */
+typedef struct nested_ctx {
+    store *st;
+    const search_query *q;
+    int outer, inner_ok;
+} nested_ctx;
+
+static bool
+nested_cb(const store_row *row, void *ctx)
+{
+    (void)row;
+    nested_ctx *n = ctx;
+    ids_seen s;
+    n->outer++;
+    n->inner_ok += strcmp(api_ids(n->st, n->q, 0, 0, &s), "a4 a3 a2 a1") == 0;
+    return true;
+}
+
+/* The read statements are kept prepared between calls (sqlite_stmts.c): a kept one holds
+   no snapshot (later commits show, a TRUNCATE checkpoint is not blocked), the same query
+   nested in itself gets a statement of its own, and more query shapes than the cache
+   holds, over and over, answer as a fresh handle does. */
+static void
+test_api_stmt_cache(store *st, const char *path)
+{
+    char err[256] = "";
+    store *rd = store_open(path, STORE_READER, err, sizeof(err));
+    if (!CHECK(rd != NULL, "cache reader: %s", err))
+        return;
+    ids_seen s;
+    store_counts c0, c1;
+    CHECK(store_mailbox_counts(rd, &c0) == 0 && c0.total == (long)API_N, "counts %ld", c0.total);
+    CHECK(strcmp(api_ids(rd, NULL, 0, 0, &s), "a4 a3 a2 a1") == 0, "list: %s", s.ids);
+    side_query_is(path, "PRAGMA wal_checkpoint(TRUNCATE)", "0"); /* busy = 0 */
+    api_msg m = api_msgs[0];
+    m.id = "cache1";
+    m.received_ms = 99999;
+    api_put(st, &m, 1);
+    CHECK(store_mailbox_counts(rd, &c1) == 0 && c1.total == c0.total + 1,
+          "a kept statement sees the next commit: %ld -> %ld", c0.total, c1.total);
+    CHECK(strcmp(api_ids(rd, NULL, 0, 0, &s), "cache1 a4 a3 a2 a1") == 0, "list after: %s", s.ids);
+    CHECK(store_delete_matching(st, (const char *[]){"cache1"}, 1, NULL, NULL, NULL) == 1,
+          "cache1 deleted");
+
+    nested_ctx n = {rd, NULL, 0, 0};
+    CHECK(store_search(rd, NULL, 0, 0, nested_cb, &n) == 4 && n.outer == 4 && n.inner_ok == 4,
+          "nested: %d rows, %d inner lists right", n.outer, n.inner_ok);
+
+    static const search_field fields[] = {SEARCH_TEXT, SEARCH_FROM, SEARCH_SUBJECT};
+    static const char *const values[] = {"zebrafish", "alice", "invoice"};
+    int shapes = 0, same = 0;
+    for (int round = 0; round < 2; round++) {
+        for (size_t f = 0; f < 3; f++) {
+            for (size_t k = 1; k <= 8; k++) { /* 24 shapes > SQLITE_STMT_CACHE */
+                search_term terms[8];
+                for (size_t i = 0; i < k; i++)
+                    terms[i] = (search_term){.field = fields[f], .value = (char *)values[f]};
+                qb b;
+                const search_query *q = qb_make(&b, k, terms);
+                store *fresh = store_open(path, STORE_READER, err, sizeof(err));
+                ids_seen want;
+                if (fresh != NULL)
+                    api_ids(fresh, q, 0, 0, &want);
+                store_close(fresh);
+                shapes++;
+                same += fresh != NULL && strcmp(api_ids(rd, q, 0, 0, &s), want.ids) == 0 &&
+                        strcmp(want.ids, "") != 0 && strcmp(want.ids, "-1") != 0;
+            }
+        }
+    }
+    CHECK(same == shapes, "%d of %d query shapes answer as on a fresh handle", same, shapes);
+    store_close(rd);
+}
+
 static int bulk_seen;
 static void
 bulk_cb(const char *id, void *ctx)
@@ -1531,6 +1605,7 @@ test_api(const char *dir)
     CHECK(store_change_counter(st) > changes, "the writer's own puts counted");
     CHECK(store_file_size(st) > 0, "file size %lld", (long long)store_file_size(st));
     test_api_search(st);
+    test_api_stmt_cache(st, path);
     test_api_read(st, path);
     test_api_tags(st, path);
     test_api_delete(st, path);

@@ -263,8 +263,10 @@ store_close(store *st)
         return;
     sqlite_checkpointer_stop(st);
     sqlite_finalize_all(st);
+    sqlite_stmt_cache_clear(st);
     /* close_v2 would defer the close past a leaked statement; plain close reports it, and
-       there is none: every statement is finalized before its function returns */
+       there is none: the cached ones are finalized just above, every other before its
+       function returns */
     sqlite3_close(st->db);
     if (st->temp)
         sqlite_temp_remove(st->path);
@@ -1009,9 +1011,9 @@ store_list(store *st, const char *query, size_t limit, bool (*cb)(const store_ro
                                                " WHERE messages_fts MATCH ?1)"
                                                " ORDER BY seq DESC LIMIT ?2")
                              : SQLITE_ROWS(st, " ORDER BY seq DESC LIMIT ?2");
-    sqlite3_stmt *stmt = NULL;
+    sqlite3_stmt *stmt = sqlite_stmt_get(st, sql);
     long seen = -1;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    if (stmt == NULL)
         goto out;
     if (search)
         sqlite3_bind_text(stmt, 1, fts, -1, SQLITE_STATIC);
@@ -1019,7 +1021,7 @@ store_list(store *st, const char *query, size_t limit, bool (*cb)(const store_ro
     sqlite3_bind_int64(stmt, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
     seen = sqlite_rows_run(stmt, cb, ctx);
 out:
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     free(fts);
     return seen;
 }
@@ -1125,9 +1127,9 @@ store_get_raw(store *st, const char *id, char **data, size_t *len)
 static long
 sqlite_count(store *st, const char *sql, const char *p1, const char *p2)
 {
-    sqlite3_stmt *stmt = NULL;
+    sqlite3_stmt *stmt = sqlite_stmt_get(st, sql);
     long n = -1;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    if (stmt == NULL)
         goto out;
     if (p1 != NULL)
         sqlite3_bind_text(stmt, 1, p1, -1, SQLITE_STATIC);
@@ -1136,7 +1138,7 @@ sqlite_count(store *st, const char *sql, const char *p1, const char *p2)
     if (sqlite3_step(stmt) == SQLITE_ROW)
         n = (long)sqlite3_column_int64(stmt, 0);
 out:
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     return n;
 }
 

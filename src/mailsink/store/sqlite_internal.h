@@ -17,6 +17,15 @@
 
 typedef struct sqlite_checkpointer sqlite_checkpointer;
 
+/* One statement of a connection's cache (sqlite_stmts.c); sql NULL: an empty slot. */
+enum { SQLITE_STMT_CACHE = 16 };
+typedef struct sqlite_cached_stmt {
+    char *sql;
+    sqlite3_stmt *stmt;
+    bool busy;         /* handed out by sqlite_stmt_get, not yet put back */
+    uint64_t last_use; /* the least recently used one makes room */
+} sqlite_cached_stmt;
+
 struct store {
     sqlite3 *db;
     sqlite_checkpointer *checkpointer; /* the writer's WAL checkpoints (sqlite_checkpoint.c) */
@@ -36,6 +45,9 @@ struct store {
     sqlite3_stmt *put_raw;
     sqlite3_stmt *put_tag;
     sqlite3_stmt *put_msg_tag;
+    /* the read queries' statements, kept prepared (sqlite_stmts.c) */
+    sqlite_cached_stmt cache[SQLITE_STMT_CACHE];
+    uint64_t cache_clock;
 };
 
 /* What store_row needs, in the order sqlite_row_fill reads it; peer is "tls_peer", or
@@ -77,6 +89,13 @@ size_t sqlite_fts_term(char *out, size_t len, const char *t, size_t n);
 /* PRAGMA user_version into *version; 0 or -1 (err may be NULL). */
 int sqlite_user_version(store *st, int *version, char *err, size_t errsize);
 
+/* sqlite_stmts.c: a prepared statement for sql (from the connection's cache when it has
+   one that is not in use), reset and without bindings; NULL on error. Give it back with
+   sqlite_stmt_put (which takes any statement: one not from the cache is finalized), and
+   sqlite_stmt_cache_clear finalizes the cache before the connection closes. */
+sqlite3_stmt *sqlite_stmt_get(store *st, const char *sql);
+void sqlite_stmt_put(store *st, sqlite3_stmt *stmt);
+void sqlite_stmt_cache_clear(store *st);
 /* sqlite_checkpoint.c: run the writer's WAL checkpoints on a thread of their own (0, or
    -1 and the writer keeps SQLite's automatic checkpoints); stop it before closing. */
 int sqlite_checkpointer_start(store *st);

@@ -404,7 +404,7 @@ out:
 /* Prepares head + " WHERE (" + condition + ")" + tail and binds the condition's values
    (?1, ?2, ...). Only tail may use named parameters (":limit", bound by the caller): a
    named one before the condition would take number 1 and collide with its ?1. NULL on
-   error. */
+   error; give the statement back with sqlite_stmt_put. */
 static sqlite3_stmt *
 sqlite_where_prepare(store *st, const char *head, const sqlite_where *w, const char *tail)
 {
@@ -414,8 +414,8 @@ sqlite_where_prepare(store *st, const char *head, const sqlite_where *w, const c
     sqlite_sql_add(&b, w->sql.s);
     sqlite_sql_add(&b, ")");
     sqlite_sql_add(&b, tail);
-    sqlite3_stmt *stmt = NULL;
-    if (!b.oom && sqlite3_prepare_v2(st->db, b.s, -1, &stmt, NULL) == SQLITE_OK) {
+    sqlite3_stmt *stmt = b.oom ? NULL : sqlite_stmt_get(st, b.s);
+    if (stmt != NULL) {
         for (int i = 0; i < w->nparams; i++) {
             const sqlite_param *p = &w->params[i];
             if (p->text != NULL)
@@ -445,9 +445,10 @@ sqlite_i64(size_t n)
 
 /* ---- the HTTP API: reading --------------------------------------------------------- */
 
-/* A statement returning one row of two integers into a and b (b may be NULL). */
+/* A statement returning one row of two integers into a and b (b may be NULL); it is
+   given back (sqlite_stmt_put) afterwards. */
 static int
-sqlite_two_ints(sqlite3_stmt *stmt, long *a, long *b)
+sqlite_two_ints(store *st, sqlite3_stmt *stmt, long *a, long *b)
 {
     int rc = stmt != NULL ? sqlite3_step(stmt) : SQLITE_ERROR;
     if (rc == SQLITE_ROW) {
@@ -455,7 +456,7 @@ sqlite_two_ints(sqlite3_stmt *stmt, long *a, long *b)
         if (b != NULL)
             *b = (long)sqlite3_column_int64(stmt, 1);
     }
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -466,9 +467,7 @@ store_mailbox_counts(store *st, store_counts *out)
     /* before migration 3 (a reader ahead of the writer) there is no counter: count */
     const char *sql = st->schema >= 3 ? "SELECT total, unread FROM mailbox_counts"
                                       : "SELECT count(*), coalesce(sum(read = 0), 0) FROM messages";
-    sqlite3_stmt *stmt = NULL;
-    sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    return sqlite_two_ints(stmt, &out->total, &out->unread);
+    return sqlite_two_ints(st, sqlite_stmt_get(st, sql), &out->total, &out->unread);
 }
 
 static bool
@@ -494,7 +493,7 @@ store_search(store *st, const search_query *q, size_t start, size_t limit,
         sqlite_bind_named(stmt, ":start", sqlite_i64(start));
         seen = sqlite_rows_run(stmt, cb, ctx);
     }
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     sqlite_where_cleanup(&w);
     return seen;
 }
@@ -514,7 +513,7 @@ store_search_counts(store *st, const search_query *q, store_counts *out)
     }
     sqlite3_stmt *stmt = sqlite_where_prepare(
         st, "SELECT count(*), coalesce(sum(read = 0), 0) FROM messages", &w, "");
-    int rc = sqlite_two_ints(stmt, &out->total, &out->unread);
+    int rc = sqlite_two_ints(st, stmt, &out->total, &out->unread);
     sqlite_where_cleanup(&w);
     return rc;
 }
@@ -530,7 +529,7 @@ store_latest_id(store *st, const search_query *q)
     char *id = NULL;
     if (stmt != NULL && sqlite3_step(stmt) == SQLITE_ROW)
         id = sqlite_col_dup(stmt, 0);
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     sqlite_where_cleanup(&w);
     return id;
 }
@@ -540,9 +539,9 @@ store_tags(store *st, bool (*cb)(const char *tag, long count, void *ctx), void *
 {
     if (st->schema < 3)
         return 0; /* no tags before migration 3 */
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT name, count FROM tags WHERE count > 0 ORDER BY name", -1,
-                           &stmt, NULL) != SQLITE_OK)
+    sqlite3_stmt *stmt =
+        sqlite_stmt_get(st, "SELECT name, count FROM tags WHERE count > 0 ORDER BY name");
+    if (stmt == NULL)
         return -1;
     long n = 0;
     int rc;
@@ -554,7 +553,7 @@ store_tags(store *st, bool (*cb)(const char *tag, long count, void *ctx), void *
             break;
         }
     }
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     return rc == SQLITE_DONE ? n : -1;
 }
 
@@ -564,10 +563,9 @@ store_file_size(store *st)
     /* pages in use, WAL included: what the file holds once checkpointed; a reader of a
        :memory: store cannot tell its file is temporary, so the writer does not either */
     long pages, page_size;
-    sqlite3_stmt *stmt = NULL;
-    sqlite3_prepare_v2(st->db, "SELECT * FROM pragma_page_count(), pragma_page_size()", -1, &stmt,
-                       NULL);
-    if (sqlite_two_ints(stmt, &pages, &page_size) != 0)
+    sqlite3_stmt *stmt =
+        sqlite_stmt_get(st, "SELECT * FROM pragma_page_count(), pragma_page_size()");
+    if (sqlite_two_ints(st, stmt, &pages, &page_size) != 0)
         return -1;
     return (int64_t)pages * page_size;
 }
@@ -578,9 +576,7 @@ store_change_counter(store *st)
     /* data_version moves when another connection commits; our own changes (triggers'
        included) are in total_changes. Both only grow, and so does the sum. */
     long version;
-    sqlite3_stmt *stmt = NULL;
-    sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &stmt, NULL);
-    if (sqlite_two_ints(stmt, &version, NULL) != 0)
+    if (sqlite_two_ints(st, sqlite_stmt_get(st, "PRAGMA data_version"), &version, NULL) != 0)
         return -1;
     return (int64_t)version + (int64_t)sqlite3_total_changes64(st->db);
 }
@@ -707,7 +703,7 @@ store_set_read(store *st, const char *const *ids, size_t n, const search_query *
              : " AND read <> 0 AND seq < :cursor ORDER BY seq DESC LIMIT :chunk) RETURNING seq");
     if (stmt != NULL)
         changed = sqlite_chunked(stmt, NULL, NULL);
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     sqlite_where_cleanup(&w);
     return changed;
 }
@@ -740,7 +736,7 @@ store_delete_matching(store *st, const char *const *ids, size_t n, const search_
         " AND seq < :cursor ORDER BY seq DESC LIMIT :chunk) RETURNING seq, id");
     if (stmt != NULL)
         deleted = sqlite_chunked(stmt, cb, ctx);
-    sqlite3_finalize(stmt);
+    sqlite_stmt_put(st, stmt);
     sqlite_where_cleanup(&w);
     return deleted;
 }
