@@ -8,6 +8,11 @@
 # checked-in corpus and its regressions) and uses its dictionary. Logs go to
 # BUILD_DIR/fuzz-long/logs/<target>.log (FUZZ_LOGS overrides the directory).
 #
+# FUZZ_JOBS=N (default 1) runs N processes of each target at once on its one corpus
+# (each takes up what the others add when libFuzzer reloads the corpus, every second),
+# for a machine with N cores to spare; FUZZ_EXECS is then shared out between them, the
+# executions reported are their sum, and the logs are <target>.<job>.log.
+#
 # Prints per target: executions, libFuzzer's final cov:/ft:, and crashes. Any crash,
 # leak, timeout or invariant failure leaves its input in BUILD_DIR/fuzz-long/crashes/
 # <target>/ and makes the script exit 1 (after running the remaining targets).
@@ -24,6 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 targets=${FUZZ_TARGETS:-$FUZZ_ALL_TARGETS}
 minutes=${FUZZ_MINUTES:-60}
 execs=${FUZZ_EXECS:-}
+jobs=${FUZZ_JOBS:-1}
 top="$build/fuzz-long"
 # A smaller quarantine (freed memory ASan keeps unreused to catch use after free) and
 # shorter allocation stacks: GMime, GLib and SQLite allocate a lot per input, and with
@@ -49,28 +55,47 @@ for target in $targets; do
             cp -n "$seeds"/* "$corpus/" 2>/dev/null || true
         fi
     done
-    limit=(-max_total_time=$((minutes * 60)))
-    if [ -n "$execs" ]; then
-        limit+=(-runs="$execs")
-    fi
     read -r -a extra <<< "$(fuzz_long_flags "$target")"
-    log="$logs/$target.log"
-    echo "long: $target: $( [ -n "$execs" ] && echo "$execs runs or ")$minutes min, corpus $corpus, log $log"
-    timeout $((minutes * 60 + 600)) nice -n 15 "$bin" "$corpus" \
-        -dict="$(fuzz_dict "$target" "$here")" -max_len="$(fuzz_max_len "$target")" \
-        -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
-        -artifact_prefix="$crashes" "${limit[@]}" "${extra[@]}" > "$log" 2>&1
-    rc=$?
-    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    if [ -z "$n" ]; then
-        n=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
-    fi
-    cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
+    echo "long: $target: $( [ -n "$execs" ] && echo "$execs runs or ")$minutes min," \
+        "$jobs job(s), corpus $corpus, logs $logs/$target*.log"
+    pids=()
+    run_logs=()
+    for ((job = 1; job <= jobs; job++)); do
+        limit=(-max_total_time=$((minutes * 60)))
+        if [ -n "$execs" ]; then
+            # the first job takes what does not divide evenly
+            limit+=(-runs=$((execs / jobs + (job == 1 ? execs % jobs : 0))))
+        fi
+        log="$logs/$target.log"
+        [ "$jobs" -gt 1 ] && log="$logs/$target.$job.log"
+        run_logs+=("$log")
+        timeout $((minutes * 60 + 600)) nice -n 15 "$bin" "$corpus" \
+            -dict="$(fuzz_dict "$target" "$here")" -max_len="$(fuzz_max_len "$target")" \
+            -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+            -artifact_prefix="$crashes" "${limit[@]}" "${extra[@]}" > "$log" 2>&1 &
+        pids+=($!)
+    done
+    rc=0
+    for pid in "${pids[@]}"; do
+        wait "$pid" || rc=$?
+    done
+    n=0
+    cov=""
+    for log in "${run_logs[@]}"; do
+        ran=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+        if [ -z "$ran" ]; then
+            ran=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
+        fi
+        n=$((n + ${ran:-0}))
+        cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
+        if [ $rc -ne 0 ]; then
+            grep -E 'ERROR|invariant|SUMMARY|Test unit written' "$log" | head -n 10 >&2 || true
+        fi
+    done
     found=$(find "$crashes" -type f | wc -l)
-    line="$target: ${n:-?} execs, ${cov:-cov: ?}, crashes: $found"
+    line="$target: $n execs, ${cov:-cov: ?}, crashes: $found"
     if [ $rc -ne 0 ] || [ "$found" -ne 0 ]; then
         line="$line FAILED (rc $rc; inputs in $crashes)"
-        grep -E 'ERROR|invariant|SUMMARY|Test unit written' "$log" | head -n 10 >&2 || true
         status=1
     fi
     echo "long: $line"
