@@ -23,6 +23,7 @@ typedef struct exec_job {
 } exec_job;
 
 static const char exec_unavailable[] = "Error: the hook program failed, try again later";
+static const char queue_full[] = "Error: too much mail queued, try later";
 
 /* A validate-*-exec program finished (on an exec worker thread). */
 static void
@@ -125,7 +126,9 @@ hooks_deliver_done_cb(const exec_result *r, void *ctx)
         free(job);
         return;
     }
-    if (r->status == 0 || r->status == 75 || r->status < 0)
+    if (r->status == 0) /* the program took it; the store's queue did not */
+        smtpd_server_complete(job->srv, job->ticket, SMTPD_TEMPFAIL, 451, "4.3.0", queue_full);
+    else if (r->status == 75 || r->status < 0)
         smtpd_server_complete(job->srv, job->ticket, SMTPD_TEMPFAIL, 451, "4.3.0",
                               r->status == 75 && r->first_line[0] ? r->first_line
                                                                   : exec_unavailable);
@@ -187,7 +190,7 @@ hooks_on_deliver(smtpd_session *s, const smtpd_message *m, void *user)
         if (ingest_enqueue(a->ingest, it) == 0)
             return SMTPD_PENDING; /* completed by the ingest thread after COMMIT */
         ingest_item_free(it);
-        smtpd_session_set_reply(s, 451, "4.3.0", "Error: too much mail queued, try later");
+        smtpd_session_set_reply(s, 451, "4.3.0", queue_full);
         return SMTPD_TEMPFAIL;
     }
     exec_job *job = calloc(1, sizeof *job);

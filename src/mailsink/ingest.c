@@ -145,7 +145,10 @@ int
 ingest_enqueue(ingest *in, ingest_item *it)
 {
     pthread_mutex_lock(&in->lock);
-    if (in->stopping || in->queued_bytes + it->raw_len > in->lim.max_queue_bytes) {
+    /* an empty queue takes any message, so a cap below the largest message (and its
+       trace header) delays mail instead of refusing it for good */
+    if (in->stopping ||
+        (in->head != NULL && in->queued_bytes + it->raw_len > in->lim.max_queue_bytes)) {
         pthread_mutex_unlock(&in->lock);
         return -1;
     }

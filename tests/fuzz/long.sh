@@ -15,7 +15,10 @@
 #
 # Prints per target: executions, libFuzzer's final cov:/ft:, and crashes. Any crash,
 # leak, timeout or invariant failure leaves its input in BUILD_DIR/fuzz-long/crashes/
-# <target>/ and makes the script exit 1 (after running the remaining targets).
+# <target>/ and makes the script exit 1 (after running the remaining targets); a target
+# whose long runs check for leaks only at the end (targets.sh: fuzz_http) reports a leak
+# as a failed run (LeakSanitizer's exit status 23) with its stacks in the log, not as an
+# input.
 set -uo pipefail
 
 if [ $# -lt 1 ]; then
@@ -30,6 +33,10 @@ targets=${FUZZ_TARGETS:-$FUZZ_ALL_TARGETS}
 minutes=${FUZZ_MINUTES:-60}
 execs=${FUZZ_EXECS:-}
 jobs=${FUZZ_JOBS:-1}
+if ! [[ $jobs =~ ^[1-9][0-9]*$ ]] || { [ -n "$execs" ] && [ "$execs" -lt "$jobs" ]; }; then
+    echo "long: FUZZ_JOBS must be a number from 1 to FUZZ_EXECS" >&2
+    exit 2
+fi
 top="$build/fuzz-long"
 # A smaller quarantine (freed memory ASan keeps unreused to catch use after free) and
 # shorter allocation stacks: GMime, GLib and SQLite allocate a lot per input, and with

@@ -12,13 +12,17 @@
  * A statement handed out is busy until it comes back through sqlite_stmt_put, which
  * resets it (ending its read transaction, so a cached statement never holds a snapshot
  * or blocks a checkpoint) and clears its bindings. A text already busy (one query nested
- * in another) gets a statement of its own that put finalizes. Same threading as the
- * store handle: one thread at a time.
+ * in another) is prepared again into another slot; only when every slot is busy, or the
+ * text is longer than SQLITE_STMT_CACHE_SQL_MAX (a search of many terms: rare, and a
+ * large statement to keep), is the statement used once and finalized by put. Same
+ * threading as the store handle: one thread at a time.
  */
 #include "mailsink/store/sqlite_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+enum { SQLITE_STMT_CACHE_SQL_MAX = 4096 };
 
 sqlite3_stmt *
 sqlite_stmt_get(store *st, const char *sql)
@@ -47,9 +51,9 @@ sqlite_stmt_get(store *st, const char *sql)
         return NULL;
     }
     sqlite_cached_stmt *slot = free_slot ? free_slot : oldest;
-    char *copy = slot ? strdup(sql) : NULL;
+    char *copy = slot && strlen(sql) <= SQLITE_STMT_CACHE_SQL_MAX ? strdup(sql) : NULL;
     if (copy == NULL)
-        return stmt; /* every slot busy, or out of memory: used once, finalized by put */
+        return stmt; /* not kept (see above, or out of memory): finalized by put */
     if (slot->sql != NULL) {
         sqlite3_finalize(slot->stmt);
         free(slot->sql);
