@@ -99,6 +99,17 @@ class Proc:
 RSS_SLACK = (96 if SANITIZED else 24) * MiB
 
 
+def sample_peak_rss(proc, peak, stop):
+    """A thread's body: keeps peak[0] at the highest RSS of proc (a Proc), looked at every
+    50 ms, until stop (a threading.Event) is set or the process is gone."""
+    while not stop.is_set():
+        try:
+            peak[0] = max(peak[0], proc.rss())
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
 def settle(ms, before, fd_slack=0, rss_slack=RSS_SLACK, timeout=10):
     """Wait until mailsink's open descriptors are back to the count in before (a
     snapshot()), then check RSS; returns the snapshot after. A session is freed on the

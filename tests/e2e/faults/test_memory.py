@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 
-from faultlib import SANITIZED, MiB, Proc, serves, wait_until
+from faultlib import SANITIZED, MiB, Proc, sample_peak_rss, serves, wait_until
 from mslib import Db, accepted_id
 
 CLIENTS = 100 if SANITIZED else 1000
@@ -68,15 +68,6 @@ class Client:
         raise AssertionError("no reply")
 
 
-def sampler(p, stop, peak):
-    while not stop.is_set():
-        try:
-            peak[0] = max(peak[0], p.rss())
-        except OSError:
-            return
-        time.sleep(0.05)
-
-
 def pump(clients, limit, deadline):
     """Send each client's data up to limit octets (of head + body + final dot), round
     robin, non-blocking; returns when all reached it."""
@@ -110,7 +101,7 @@ def test_many_large_messages_at_once_keep_rss_bounded(start):
     p = Proc(ms.proc.pid)
     base = p.snapshot()
     peak, stop = [base["rss"]], threading.Event()
-    t = threading.Thread(target=sampler, args=(p, stop, peak), daemon=True)
+    t = threading.Thread(target=sample_peak_rss, args=(p, peak, stop), daemon=True)
     t.start()
     clients = []
     try:

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from faultlib import SANITIZED, MiB, RSS_SLACK, Proc, serves, settle
+from faultlib import SANITIZED, MiB, RSS_SLACK, Proc, sample_peak_rss, serves, settle
 
 FLOODS = {
     "NOOP x 10^6": b"NOOP\r\n" * 1000000,
@@ -45,7 +45,7 @@ def test_client_that_never_reads(start, flood):
     results, peak, stop = [], [before["rss"]], threading.Event()
     threads = [threading.Thread(target=flood_once, args=(ms, data, results), daemon=True)
                for _ in range(PARALLEL)]
-    sampler = threading.Thread(target=sample_rss, args=(p, peak, stop), daemon=True)
+    sampler = threading.Thread(target=sample_peak_rss, args=(p, peak, stop), daemon=True)
     sampler.start()
     for t in threads:
         t.start()
@@ -91,10 +91,3 @@ def flood_once(ms, data, results):
     results.append((s, sent, ended))
 
 
-def sample_rss(p, peak, stop):
-    while not stop.is_set():
-        try:
-            peak[0] = max(peak[0], p.rss())
-        except OSError:
-            return
-        time.sleep(0.05)
