@@ -128,6 +128,37 @@ def test_all_three_at_once_and_restart_appends(start, tmp_path):
     assert len(mailbox.Maildir(str(md), factory=None, create=False)) == 2
 
 
+# What a crash in the middle of an append leaves: a message without its end.
+TORN = b"From torn@x.example Thu Nov 26 06:00:00 2026\nSubject: cut off\n\nhalf a li"
+
+
+def test_mbox_torn_tail_is_cut_before_the_next_append(start, tmp_path):
+    """An mbox that does not end in the blank line of a whole append was cut by a crash:
+    the next append cuts the torn message off instead of gluing its From line to the
+    torn line. Whole messages before it stay; a torn first message leaves nothing."""
+    path = tmp_path / "mail.mbox"
+    path.write_bytes(TORN)
+    ms = start("--mbox", str(path))
+    first = send(ms, "alice@x.example", ["bob@y.example"], simple("after a torn start"))[0]
+    with Db(ms.db) as db:
+        raw_first = db.raw(first)
+    wait_until(lambda: path.read_bytes().endswith(b"\n\n"), timeout=5)
+    text = path.read_bytes()
+    assert not text.startswith(TORN) and b"cut off" not in text, text[:200]
+    assert text.startswith(b"From alice@x.example ")
+
+    path.write_bytes(text + TORN)  # a whole message, then a torn one
+    second = send(ms, "carol@x.example", ["dave@y.example"], simple("after a torn tail"))[0]
+    with Db(ms.db) as db:
+        raw_second = db.raw(second)
+    wait_until(lambda: len(mailbox.mbox(str(path), create=False)) == 2, timeout=5)
+    text = path.read_bytes()
+    assert b"cut off" not in text and b"half a li" not in text, text
+    box = mailbox.mbox(str(path), create=False)
+    got = [mboxrd_unquote(lf(box.get_bytes(k))).rstrip(b"\n") for k in box.iterkeys()]
+    assert got == [lf(raw_first).rstrip(b"\n"), lf(raw_second).rstrip(b"\n")]
+
+
 def test_parallel_sessions_each_exported_once(start, tmp_path):
     md, eml = tmp_path / "md", tmp_path / "eml"
     ms = start("--maildir", str(md), "--eml-dir", str(eml))

@@ -5,7 +5,9 @@
  * part of a path. Maildir and .eml files are written under a temporary name, fsync'd and
  * renamed, and the directory fsync'd, so after a crash a file is absent or complete.
  * The mbox is appended under flock + fcntl lock and cut back to its old size if the
- * append fails, so readers never see half a message.
+ * append fails. A crash in the middle of an append leaves a torn tail, which the next
+ * append cuts off (export_mbox_cut_torn_tail), so a half message never swallows the
+ * From line of the next one.
  *
  * The directories are held open (openat/renameat), so the paths are parsed once.
  * Used by the ingest thread only.
@@ -142,7 +144,7 @@ export_open_mbox(const char *file, char *err, size_t errsize)
         close(pfd);
     }
     /* Opened once now so that a bad path is a startup error, not a per-message one. */
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         goto fail;
     close(fd);
@@ -369,16 +371,61 @@ export_mbox_lock(int fd)
     return 0;
 }
 
+/* Offset of the last line starting "From " that begins at or before end (0 when none):
+   where the message the file ends in starts. Read backwards in blocks. */
+static off_t
+export_mbox_last_from(int fd, off_t end)
+{
+    char buf[8192 + 5];
+    off_t pos = end;
+    while (pos > 0) {
+        size_t n = pos > 8192 ? 8192 : (size_t)pos;
+        pos -= (off_t)n;
+        /* 5 octets past the block, so a "\nFrom" split across two blocks is seen too. */
+        size_t want = n + 5;
+        ssize_t got = pread(fd, buf, want, pos);
+        if (got < (ssize_t)n)
+            return -1;
+        for (size_t i = n; i-- > 0;)
+            if (buf[i] == '\n' && (size_t)got >= i + 6 && memcmp(buf + i + 1, "From ", 5) == 0)
+                return pos + (off_t)i + 1;
+    }
+    return 0;
+}
+
+/* Every message we append ends in a blank line ("\n\n"). A file ending otherwise was cut
+   by a crash in the middle of an append (ours or another writer's), and the next From
+   line would be glued to its last line: cut the torn message off. A cut that happens to
+   fall just after a blank line inside a message cannot be told from a whole message and
+   stays; the messages after it are still separate. Called under the lock. */
+static int
+export_mbox_cut_torn_tail(int fd, struct stat *st)
+{
+    char tail[2];
+    if (st->st_size == 0)
+        return 0;
+    if (st->st_size >= 2 && pread(fd, tail, 2, st->st_size - 2) == 2 && tail[0] == '\n' &&
+        tail[1] == '\n')
+        return 0;
+    off_t start = export_mbox_last_from(fd, st->st_size);
+    if (start < 0 || ftruncate(fd, start) < 0 || fsync(fd) < 0)
+        return -1;
+    st->st_size = start;
+    return 0;
+}
+
 static int
 export_mbox_append(const char *file, const char *data, size_t len)
 {
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     struct stat st;
     int rc = export_mbox_lock(fd);
     if (rc == 0)
         rc = fstat(fd, &st);
+    if (rc == 0)
+        rc = export_mbox_cut_torn_tail(fd, &st);
     if (rc == 0 && (rc = export_write_all(fd, data, len)) < 0) {
         int e = errno;
         /* Under the lock nobody else appended: cutting back removes only our part. */

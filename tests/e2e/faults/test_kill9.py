@@ -7,10 +7,9 @@ available; at a random moment mailsink gets SIGKILL; it is restarted on the same
 Expected after every restart: every acknowledged message present and byte for byte what
 was sent; every stored message that carries an X-Hash matches it (no half row); PRAGMA
 integrity_check ok. Committed-but-unacknowledged extras are allowed.
-KILL_ROUNDS rounds (20; 5 under a sanitizer; FAULTS_KILL_ROUNDS=100 for a long run).
+KILL_ROUNDS rounds (100; 10 under a sanitizer; FAULTS_KILL_ROUNDS sets it).
 tests/mailsink/test_crash.py has the single-round version."""
 
-import hashlib
 import os
 import random
 import signal
@@ -18,52 +17,12 @@ import subprocess
 import threading
 import time
 
+from acklib import SENDER_DEADLINE, hash_ok, sender
 from faultlib import KILL_ROUNDS, SANITIZED, serves
-from mslib import Db, RecordingSMTP, accepted_id
+from mslib import Db
 
 SENDERS = 6
 KILL_AFTER = (0.3, 2.5) if SANITIZED else (0.2, 0.9)  # seconds of load, uniform
-SENDER_DEADLINE = 30
-
-
-def make_message(tag, rng):
-    body = b"".join(b"%05d %s\r\n" % (i, bytes(rng.choice(b"klmnopqrst") for _ in range(50)))
-                    for i in range(rng.randint(1, 200)))
-    return (b"From: kill@x.example\r\nTo: sink@y.example\r\nSubject: kill9 " + tag.encode() +
-            b"\r\nX-Hash: " + hashlib.sha256(body).hexdigest().encode() + b"\r\n\r\n" + body)
-
-
-def hash_ok(content):
-    head, _, body = content.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.startswith(b"X-Hash: "):
-            return line[8:].decode() == hashlib.sha256(body).hexdigest()
-    return None  # not one of ours (smtp-load's)
-
-
-def sender(ms, round_no, n, acked, stop):
-    """Send until stopped or the server is gone; acked gets (id, content) per 250."""
-    rng = random.Random(round_no * 100 + n)
-    deadline = time.monotonic() + SENDER_DEADLINE
-    k = 0
-    for _ in range(100000):
-        if stop.is_set() or time.monotonic() > deadline:
-            return
-        try:
-            with RecordingSMTP(ms.addr, ms.port, timeout=10, local_hostname="kill.test") as s:
-                if s.ehlo()[0] != 250:
-                    return
-                for _ in range(rng.randint(1, 10)):
-                    k += 1
-                    content = make_message("%d-%d-%d" % (round_no, n, k), rng)
-                    if s.mail("kill@x.example")[0] != 250 or s.rcpt("sink@y.example")[0] != 250:
-                        return
-                    code, text = s.data(content)
-                    if code != 250:
-                        return
-                    acked.append((accepted_id(text.decode()), content))
-        except Exception:  # the kill ends every session this way
-            return
 
 
 def background_load(ms):
