@@ -290,6 +290,8 @@ SMTPD_API smtpd_ticket smtpd_session_ticket(smtpd_session *s);
  * REJECT, TEMPFAIL or DISCONNECT; code/enhanced/text as in smtpd_session_set_reply
  * (code 0 = the default reply for the verdict). Returns 0, or SMTPD_ENOENT when the
  * session is already gone (the answer is dropped), SMTPD_EINVAL for a bad verdict/reply.
+ * Out of memory the answer still goes, without its text (the default text for the
+ * code); SMTPD_ENOMEM only when even the server's fixed reserve of such answers is full.
  */
 SMTPD_API int smtpd_server_complete(smtpd_server *srv, smtpd_ticket ticket, smtpd_verdict verdict,
                                     int code, const char *enhanced, const char *text);

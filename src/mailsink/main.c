@@ -233,10 +233,18 @@ main_announce(const config *c, const app *a, smtpd_server *srv, const main_tls *
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < lists[k]->count; i++, index++) {
             char *addr = NULL, *port = NULL;
-            if (config_parse_listen(lists[k]->items[i], &addr, &port) == 0)
+            const char *tls = k ? " (implicit TLS)" : "";
+            int bound = smtpd_server_bound_port(srv, index);
+            if (config_parse_listen(lists[k]->items[i], &addr, &port) == 0) {
                 log_msg(LOG_INFO, "listening on %s%s%s:%d%s", strchr(addr, ':') ? "[" : "", addr,
-                        strchr(addr, ':') ? "]" : "", smtpd_server_bound_port(srv, index),
-                        k ? " (implicit TLS)" : "");
+                        strchr(addr, ':') ? "]" : "", bound, tls);
+            } else {
+                /* out of memory (the text parsed at start-up): the line still comes, from
+                   the text as given, as whoever waits for it needs the port */
+                const char *item = lists[k]->items[i], *colon = strrchr(item, ':');
+                int host_len = colon ? (int)(colon - item) : (int)strlen(item);
+                log_msg(LOG_INFO, "listening on %.*s:%d%s", host_len, item, bound, tls);
+            }
             free(addr);
             free(port);
         }

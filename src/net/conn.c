@@ -163,8 +163,16 @@ conn_flush(conn *c)
 {
     buf *out = session_output(c->sess);
     if (out->len) {
-        bufferevent_write(c->bev, out->data, out->len);
+        int rc = bufferevent_write(c->bev, out->data, out->len);
         buf_clear(out);
+        if (rc != 0) {
+            /* out of memory: the reply is lost, and a client waiting for it would wait
+               until its own timeout; closing tells it at once */
+            static const char why[] = "out of memory: a reply could not be queued";
+            session_log(c->sess, SMTPD_LOG_INFO, why, sizeof why - 1);
+            conn_free(c);
+            return false;
+        }
     }
     if (session_tls_requested(c->sess) && !c->handshaking && !session_is_closing(c->sess)) {
         /* the 220 is queued in plaintext before the handshake starts */
@@ -185,8 +193,12 @@ conn_flush(conn *c)
         return conn_try_close(c);
     }
     /* a client that does not read its replies is not read either (under TLS the
-       replies wait in the socket's buffer, so count both) */
-    if (conn_unsent(c) > c->srv->opts.max_pending_input)
+       replies wait in the socket's buffer, so count both); and input the session cannot
+       take now (a hook is pending) stops reading at max-pending-input. That is libevent's
+       read high-water mark done here: bufferevent_setwatermark cannot report a failed
+       allocation and crashes on it (libevent 2.1 dereferences the NULL callback entry). */
+    size_t held = evbuffer_get_length(bufferevent_get_input(c->bev));
+    if (conn_unsent(c) > c->srv->opts.max_pending_input || held >= c->srv->opts.max_pending_input)
         bufferevent_disable(c->bev, EV_READ);
     else
         bufferevent_enable(c->bev, EV_READ);
@@ -215,8 +227,15 @@ conn_process(conn *c)
         if (len == 0)
             break;
         /* one contiguous view, so a pipelined group is judged as a whole; the input is
-           bounded by the read high-water mark */
+           bounded by max-pending-input (conn_flush stops reading there) */
         const char *data = (const char *)evbuffer_pullup(input, -1);
+        if (!data) {
+            /* out of memory joining the input: nothing can be read any more */
+            static const char why[] = "out of memory: the input could not be read";
+            session_log(c->sess, SMTPD_LOG_INFO, why, sizeof why - 1);
+            conn_free(c);
+            return;
+        }
         size_t used = session_feed(c->sess, data, len, time(NULL));
         evbuffer_drain(input, used);
         c->fed += used;
@@ -353,7 +372,6 @@ conn_accept(smtpd_server *srv, int fd, const char *addr, int port, bool implicit
     }
     atomic_fetch_add(&srv->nsessions, 1);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.max_pending_input);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (implicit_tls && srv->ssl_ctx) {
         /* RFC 8314 3.3: the handshake first, then the greeting */
@@ -381,7 +399,6 @@ conn_start_tls(conn *c)
     c->bev = tls;
     c->handshaking = true;
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, c->srv->opts.max_pending_input);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_set_timeout(c, c->srv->opts.tls_timeout_ms);
     return true;

@@ -256,9 +256,13 @@ server_wakeup_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     smtpd_server *srv = arg;
+    completion spare[SERVER_SPARE_COMPLETIONS];
     pthread_mutex_lock(&srv->lock);
     completion *list = srv->done_head;
     srv->done_head = srv->done_tail = NULL;
+    size_t nspare = srv->done_nspare;
+    memcpy(spare, srv->done_spare, nspare * sizeof *spare);
+    srv->done_nspare = 0;
     bool stop = srv->stop_requested;
     int grace = srv->stop_grace_ms;
     srv->stop_requested = false;
@@ -271,6 +275,11 @@ server_wakeup_cb(evutil_socket_t fd, short what, void *arg)
         free(list->text);
         free(list);
         list = next;
+    }
+    for (size_t i = 0; i < nspare; i++) {
+        struct conn *c = sessions_get(&srv->sessions, spare[i].ticket.session_id);
+        if (c)
+            conn_complete(c, &spare[i]);
     }
     if (stop)
         server_begin_stop(srv, grace);
@@ -399,24 +408,30 @@ smtpd_server_complete(smtpd_server *srv, smtpd_ticket ticket, smtpd_verdict verd
     int state = atomic_load(&srv->state);
     if (state == SERVER_STOPPED || state == SERVER_NEW || !srv->wakeup)
         return SMTPD_ENOENT;
-    completion *c = calloc(1, sizeof *c);
-    if (!c)
-        return SMTPD_ENOMEM;
-    c->ticket = ticket;
-    c->verdict = verdict;
-    c->code = code;
+    completion answer = {.ticket = ticket, .verdict = verdict, .code = code};
     if (enhanced)
-        snprintf(c->enhanced, sizeof c->enhanced, "%s", enhanced);
-    if (text && !(c->text = str_dup(text))) {
-        free(c);
-        return SMTPD_ENOMEM;
+        snprintf(answer.enhanced, sizeof answer.enhanced, "%s", enhanced);
+    /* Out of memory, the answer still goes: without its text (the verdict's default
+       reply is sent, with the code asked for) and, without a node, from a fixed array.
+       An answer dropped here would leave the session waiting with no timeout. */
+    completion *c = calloc(1, sizeof *c);
+    if (c) {
+        *c = answer;
+        c->text = text ? str_dup(text) : NULL;
     }
     pthread_mutex_lock(&srv->lock);
-    if (srv->done_tail)
-        srv->done_tail->next = c;
-    else
-        srv->done_head = c;
-    srv->done_tail = c;
+    if (c) {
+        if (srv->done_tail)
+            srv->done_tail->next = c;
+        else
+            srv->done_head = c;
+        srv->done_tail = c;
+    } else if (srv->done_nspare < SERVER_SPARE_COMPLETIONS) {
+        srv->done_spare[srv->done_nspare++] = answer;
+    } else {
+        pthread_mutex_unlock(&srv->lock);
+        return SMTPD_ENOMEM;
+    }
     pthread_mutex_unlock(&srv->lock);
     event_active(srv->wakeup, EV_READ, 0);
     return SMTPD_OK;

@@ -41,6 +41,8 @@ typedef struct listener {
 } listener;
 
 /* A completion from another thread, waiting for the I/O thread. */
+#define SERVER_SPARE_COMPLETIONS 64
+
 typedef struct completion {
     smtpd_ticket ticket;
     smtpd_verdict verdict;
@@ -74,6 +76,10 @@ struct smtpd_server {
 
     pthread_mutex_t lock; /* guards the fields below */
     completion *done_head, *done_tail;
+    /* completions whose node could not be allocated, kept here (without their text) so
+       that a lack of memory never leaves a session waiting for good */
+    completion done_spare[SERVER_SPARE_COMPLETIONS];
+    size_t done_nspare;
     bool stop_requested;
     int stop_grace_ms;
 

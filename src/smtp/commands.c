@@ -107,9 +107,13 @@ commands_finish_helo(smtpd_session *s, smtpd_verdict v)
         s->esmtp = s->cand.esmtp;
         if (!s->esmtp)
             s->findings |= SMTPD_FINDING_HELO_NOT_EHLO;
-        if (s->esmtp)
-            ehlo_reply(s);
-        else
+        if (s->esmtp) {
+            if (!ehlo_reply(s)) { /* the client was told 451: it has not said EHLO yet */
+                free(s->helo);
+                s->helo = NULL;
+                s->esmtp = false;
+            }
+        } else
             session_reply(s, 250, NULL, "%s", s->env->opts->hostname);
         return;
     }

@@ -340,7 +340,7 @@ session_tls_done(smtpd_session *s, const char *version, const char *cipher, cons
     s->auth_user = NULL;
     s->esmtp = false;
     buf_clear(&s->line);
-    s->line_overflow = s->line_bad_char = s->line_last_cr = false;
+    s->line_overflow = s->line_nomem = s->line_bad_char = s->line_last_cr = false;
     s->tls_requested = false;
     s->tls = true;
     free(s->tls_version);
@@ -414,8 +414,16 @@ session_line_done(smtpd_session *s)
     s->waits++;
     const char *line = buf_str(&s->line);
     size_t len = s->line.len;
-    bool overflow = s->line_overflow, bad = s->line_bad_char;
-    s->line_overflow = s->line_bad_char = false;
+    bool overflow = s->line_overflow, bad = s->line_bad_char, nomem = s->line_nomem;
+    s->line_overflow = s->line_bad_char = s->line_nomem = false;
+    if (nomem) {
+        /* not the client's fault: no error counted, and it may try again */
+        if (s->sasl.stage != SASL_NONE)
+            sasl_reset(s);
+        session_reply(s, 451, "4.3.0", "Error: out of memory");
+        buf_clear(&s->line);
+        return;
+    }
     /* RFC 5321 4.5.3.1.4: 512 octets incl. CRLF; MAIL/RCPT get the extension room */
     if (s->sasl.stage != SASL_NONE) {
         /* an AUTH response: never logged, never parsed as a command */
@@ -463,8 +471,11 @@ session_feed_line(smtpd_session *s, const char *p, size_t n)
     const char *lf = memchr(p, '\n', n);
     size_t span = lf ? (size_t)(lf - p) : n;
     if (span) {
-        if (!s->line_overflow && buf_append(&s->line, p, span) != BUF_OK)
-            s->line_overflow = true;
+        int rc = s->line_overflow ? BUF_OK : buf_append(&s->line, p, span);
+        if (rc != BUF_OK) {
+            s->line_overflow = true; /* keep no more of this line */
+            s->line_nomem = rc == BUF_ENOMEM;
+        }
         s->line_last_cr = p[span - 1] == '\r';
     }
     if (!lf)

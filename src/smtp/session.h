@@ -128,6 +128,7 @@ struct smtpd_session {
     /* command line assembly */
     buf line;
     bool line_overflow;
+    bool line_nomem; /* growing the line failed: the command gets 451, not "too long" */
     bool line_bad_char;
     bool line_last_cr;
     bool group_ended; /* a command that must end a pipelined group was just run */
@@ -270,6 +271,7 @@ void commands_finish(smtpd_session *s, session_wait kind, smtpd_verdict v);
 void commands_end_of_data(smtpd_session *s);
 
 /* ehlo.c: queue the EHLO reply with our capabilities. */
-void ehlo_reply(smtpd_session *s);
+/* The EHLO reply (250 and the extensions); false when out of memory (451 sent). */
+bool ehlo_reply(smtpd_session *s);
 
 #endif
