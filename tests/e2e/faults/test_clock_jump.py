@@ -100,3 +100,34 @@ def test_clock_jumps_keep_ids_order_and_timeouts(start, tmp_path):
     assert r.returncode == 0, show(r)
     listed = [field(m, "id") for m in json_messages(r.stdout)]
     assert listed == inserted[::-1], (listed, inserted)
+
+
+@pytest.mark.skipif(SANITIZED, reason="libfaketime and the ASan runtime both interpose "
+                    "clock_gettime (see above)")
+def test_ids_unique_when_the_clock_stands_still_across_restarts(start, tmp_path):
+    """The wall clock frozen at one second (libfaketime without '@'), mailsink started
+    three times on one database, four messages each: every time the same second, so ids
+    made from the clock (and a counter that starts again with the process) would repeat.
+    Expected: all twelve ids differ, the Received dates are all that one second (the
+    freeze was in effect), and the list is newest-inserted first."""
+    lib = faketime_lib()
+    stamp = str(tmp_path / "faketime.rc")
+    set_offset(stamp, "2030-01-01 12:00:00")
+    extra = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": stamp, "FAKETIME_NO_CACHE": "1",
+             "DONT_FAKE_MONOTONIC": "1"}
+    db = str(tmp_path / "frozen.db")
+    inserted = []
+    for run in range(3):
+        ms = start(db=db, env=server_env(tmp_path, extra))
+        for i in range(4):
+            inserted.append(deliver(ms, message("frozen %d %d" % (run, i))))
+        assert ms.stop() == 0
+    assert len(set(inserted)) == len(inserted), inserted
+    with Db(db) as d:
+        dates = {received_date(d.raw(m)).isoformat() for m in inserted}
+    assert dates == {"2030-01-01T12:00:00+00:00"}, dates
+    ms = start(db=db)
+    r = ms.cli("list", "--json")
+    assert r.returncode == 0, show(r)
+    listed = [field(m, "id") for m in json_messages(r.stdout)]
+    assert listed == inserted[::-1], (listed, inserted)
