@@ -99,12 +99,12 @@ def _smuggle(ms, headers):
 def test_conflicting_content_lengths_are_refused(start):
     """Input: PUT with "Content-Length: 0" and "Content-Length: N", its N-octet body
     being a whole "DELETE /api/v1/messages" request. Expected: 400 and close; the
-    DELETE never runs (the message stays)."""
+    DELETE never runs (the message stays); the server still serves SMTP and HTTP."""
     ms = start()
     normal_transaction(ms)
     before, ans = _smuggle(ms, b"Content-Length: 0\r\nContent-Length: %d\r\n" % len(SMUGGLED))
-    assert api_total(ms) == before, "the smuggled DELETE ran"
     assert http_status(ans) == 400 and ans.count(b"HTTP/1.1 ") == 1, ans[:300]
+    _after(ms, before)
 
 
 @pytest.mark.parametrize("headers", [
