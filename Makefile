@@ -2,7 +2,7 @@
 #   make        build (build/)
 #   make test   install missing packages, build, run every test (also under ASan+UBSan,
 #               and a short fuzz smoke run)
-#   make fuzz   run every fuzz target long (FUZZ_MINUTES each)
+#   make fuzz   run every fuzz target long (FUZZ_EXECS runs, default 10^7, each)
 #   make run    install missing packages, build, start mailsink (SMTP on 127.0.0.1:1025,
 #               web UI and API on http://127.0.0.1:8025/)
 
@@ -42,7 +42,8 @@ fuzz-smoke:
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	bash tests/fuzz/smoke.sh $(FUZZ_BUILD)
 
-# Long fuzzing: every target for FUZZ_MINUTES (default 60) each, corpora kept under
+# Long fuzzing: every target for FUZZ_EXECS runs (default 10^7) or FUZZ_MINUTES
+# (default 240) each, whichever ends first, corpora kept under
 # $(FUZZ_BUILD)/fuzz-long/ between runs; see tests/fuzz/long.sh.
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSMTPD_FUZZ=ON -DSMTPD_TESTS=OFF -DCMAKE_C_COMPILER=clang
