@@ -216,7 +216,15 @@ session_verdict_reply(smtpd_session *s, smtpd_verdict v, int ok_code, const char
             /* a fitting enhanced code when the hook gave none (RFC 3463 3.1, x.0.0) */
             enh = hr->code >= 500 ? "5.0.0" : hr->code >= 400 ? "4.0.0" : "2.0.0";
         }
-        session_reply(s, hr->code, enh, "%s", hr->text ? hr->text : "");
+        /* a code without text (or whose text could not be kept, out of memory): the
+           verdict's own text */
+        const char *text = hr->text            ? hr->text
+                           : v == SMTPD_ACCEPT ? ok_text
+                           : v == SMTPD_REJECT ? rej_text
+                           : v == SMTPD_TEMPFAIL
+                               ? "Requested action aborted: local error in processing"
+                               : "Closing connection";
+        session_reply(s, hr->code, enh, "%s", text);
         return hr->code;
     }
     const char *text = hr->text; /* text without a code: keep the default code */
