@@ -7,6 +7,8 @@ import threading
 import os
 import re
 
+import pytest
+
 from mslib import Db, send, simple, wait_until
 
 # Lines an mbox must quote (mboxrd: every ^>*From  gets one more '>').
@@ -130,33 +132,34 @@ def test_all_three_at_once_and_restart_appends(start, tmp_path):
 
 # What a crash in the middle of an append leaves: a message without its end.
 TORN = b"From torn@x.example Thu Nov 26 06:00:00 2026\nSubject: cut off\n\nhalf a li"
+# What Python's mailbox.mbox writes: the blank line goes before a From line, so the
+# file ends in a single newline.
+FOREIGN = b"From someone@x.example Thu Nov 26 05:00:00 2026\nSubject: theirs\n\nkeep me\n"
 
 
-def test_mbox_torn_tail_is_cut_before_the_next_append(start, tmp_path):
-    """An mbox that does not end in the blank line of a whole append was cut by a crash:
-    the next append cuts the torn message off instead of gluing its From line to the
-    torn line. Whole messages before it stay; a torn first message leaves nothing."""
+@pytest.mark.parametrize("tail", [TORN, TORN + b"ne\n", FOREIGN],
+                         ids=["torn-mid-line", "torn-after-a-line", "foreign-single-newline"])
+def test_mbox_append_after_a_tail_without_blank_line(start, tmp_path, tail):
+    """An mbox that does not end in a blank line (a crash cut our append, or another
+    program wrote it): the next append starts with the missing separator, so its From
+    line starts a message of its own. Nothing already in the file is deleted."""
     path = tmp_path / "mail.mbox"
-    path.write_bytes(TORN)
+    whole = b"From first@x.example Thu Nov 26 04:00:00 2026\nSubject: whole\n\nbody\n\n"
+    path.write_bytes(whole + tail)
     ms = start("--mbox", str(path))
-    first = send(ms, "alice@x.example", ["bob@y.example"], simple("after a torn start"))[0]
+    mid = send(ms, "alice@x.example", ["bob@y.example"], simple("after the tail"))[0]
     with Db(ms.db) as db:
-        raw_first = db.raw(first)
-    wait_until(lambda: path.read_bytes().endswith(b"\n\n"), timeout=5)
+        raw = db.raw(mid)
     text = path.read_bytes()
-    assert not text.startswith(TORN) and b"cut off" not in text, text[:200]
-    assert text.startswith(b"From alice@x.example ")
-
-    path.write_bytes(text + TORN)  # a whole message, then a torn one
-    second = send(ms, "carol@x.example", ["dave@y.example"], simple("after a torn tail"))[0]
-    with Db(ms.db) as db:
-        raw_second = db.raw(second)
-    wait_until(lambda: len(mailbox.mbox(str(path), create=False)) == 2, timeout=5)
-    text = path.read_bytes()
-    assert b"cut off" not in text and b"half a li" not in text, text
+    assert text.startswith(whole + tail), "something already there was changed"
+    assert text.endswith(b"\n\n")
     box = mailbox.mbox(str(path), create=False)
-    got = [mboxrd_unquote(lf(box.get_bytes(k))).rstrip(b"\n") for k in box.iterkeys()]
-    assert got == [lf(raw_first).rstrip(b"\n"), lf(raw_second).rstrip(b"\n")]
+    keys = list(box.iterkeys())
+    assert len(keys) == 3, [box.get_bytes(k)[:60] for k in keys]
+    assert box.get_message(keys[0])["Subject"] == "whole"
+    got = mboxrd_unquote(lf(box.get_bytes(keys[2]))).rstrip(b"\n")
+    assert got == lf(raw).rstrip(b"\n")
+    assert box.get_message(keys[2]).get_from().startswith("alice@x.example ")
 
 
 def test_parallel_sessions_each_exported_once(start, tmp_path):

@@ -5,9 +5,9 @@
  * part of a path. Maildir and .eml files are written under a temporary name, fsync'd and
  * renamed, and the directory fsync'd, so after a crash a file is absent or complete.
  * The mbox is appended under flock + fcntl lock and cut back to its old size if the
- * append fails. A crash in the middle of an append leaves a torn tail, which the next
- * append cuts off (export_mbox_cut_torn_tail), so a half message never swallows the
- * From line of the next one.
+ * append fails. A crash in the middle of an append leaves a torn message at the end; the
+ * next append starts with the blank line it lacks (export_mbox_separator), so the torn
+ * message never swallows the next one.
  *
  * The directories are held open (openat/renameat), so the paths are parsed once.
  * Used by the ingest thread only.
@@ -371,47 +371,28 @@ export_mbox_lock(int fd)
     return 0;
 }
 
-/* Offset of the last line starting "From " that begins at or before end (0 when none):
-   where the message the file ends in starts. Read backwards in blocks. */
-static off_t
-export_mbox_last_from(int fd, off_t end)
-{
-    char buf[8192 + 5];
-    off_t pos = end;
-    while (pos > 0) {
-        size_t n = pos > 8192 ? 8192 : (size_t)pos;
-        pos -= (off_t)n;
-        /* 5 octets past the block, so a "\nFrom" split across two blocks is seen too. */
-        size_t want = n + 5;
-        ssize_t got = pread(fd, buf, want, pos);
-        if (got < (ssize_t)n)
-            return -1;
-        for (size_t i = n; i-- > 0;)
-            if (buf[i] == '\n' && (size_t)got >= i + 6 && memcmp(buf + i + 1, "From ", 5) == 0)
-                return pos + (off_t)i + 1;
-    }
-    return 0;
-}
-
-/* Every message we append ends in a blank line ("\n\n"). A file ending otherwise was cut
-   by a crash in the middle of an append (ours or another writer's), and the next From
-   line would be glued to its last line: cut the torn message off. A cut that happens to
-   fall just after a blank line inside a message cannot be told from a whole message and
-   stays; the messages after it are still separate. Called under the lock. */
-static int
-export_mbox_cut_torn_tail(int fd, struct stat *st)
+/* The separator the file needs before our From line: every message we append ends in a
+   blank line ("\n\n"), but a crash in the middle of an append leaves a torn tail, and a
+   file another program wrote may end in one newline or none. Without a separator the
+   next From line would be glued to the last line and our message swallowed into the
+   one before. The torn or foreign tail itself is left as it is: deleting anything we
+   cannot prove we wrote could lose someone's mail. Called under the lock. */
+static const char *
+export_mbox_separator(int fd, off_t size)
 {
     char tail[2];
-    if (st->st_size == 0)
-        return 0;
-    if (st->st_size >= 2 && pread(fd, tail, 2, st->st_size - 2) == 2 && tail[0] == '\n' &&
-        tail[1] == '\n')
-        return 0;
-    off_t start = export_mbox_last_from(fd, st->st_size);
-    if (start < 0 || ftruncate(fd, start) < 0 || fsync(fd) < 0)
-        return -1;
-    st->st_size = start;
-    return 0;
+    if (size == 0)
+        return "";
+    if (size == 1) {
+        tail[0] = '\n';
+        if (pread(fd, tail + 1, 1, 0) != 1)
+            return "\n\n";
+    } else if (pread(fd, tail, 2, size - 2) != 2) {
+        return "\n\n";
+    }
+    if (tail[1] != '\n')
+        return "\n\n";
+    return tail[0] == '\n' ? "" : "\n";
 }
 
 static int
@@ -424,14 +405,18 @@ export_mbox_append(const char *file, const char *data, size_t len)
     int rc = export_mbox_lock(fd);
     if (rc == 0)
         rc = fstat(fd, &st);
-    if (rc == 0)
-        rc = export_mbox_cut_torn_tail(fd, &st);
-    if (rc == 0 && (rc = export_write_all(fd, data, len)) < 0) {
-        int e = errno;
-        /* Under the lock nobody else appended: cutting back removes only our part. */
-        if (ftruncate(fd, st.st_size) == 0)
-            fsync(fd);
-        errno = e;
+    if (rc == 0) {
+        const char *sep = export_mbox_separator(fd, st.st_size);
+        rc = export_write_all(fd, sep, strlen(sep));
+        if (rc == 0)
+            rc = export_write_all(fd, data, len);
+        if (rc < 0) {
+            int e = errno;
+            /* Under the lock nobody else appended: cutting back removes only our part. */
+            if (ftruncate(fd, st.st_size) == 0)
+                fsync(fd);
+            errno = e;
+        }
     }
     if (rc == 0)
         rc = fsync(fd);
