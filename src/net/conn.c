@@ -3,8 +3,8 @@
  * replies.
  *
  * Input is fed as it arrives; while a hook is pending the session consumes nothing and
- * the bufferevent's read high-water mark (max-pending-input) stops reading, so pipelined
- * input waits, bounded. Replies are written after each batch of input is processed
+ * reading stops once max-pending-input octets wait (conn_flush), so pipelined input
+ * waits, bounded. Replies are written after each batch of input is processed
  * (RFC 2920 3.2: flush when the input buffer is emptied). A client that does not read
  * its replies stops being read once max-pending-input octets of replies wait, and is
  * dropped when its replies wait longer than the timeout.
@@ -36,17 +36,20 @@
 typedef struct conn {
     smtpd_server *srv;
     smtpd_session *sess;
-    peers_entry *peer;       /* this client address's session count */
-    struct bufferevent *bev; /* the socket, or the TLS filter over it */
-    bool closing;            /* the session is over; free once the output is written */
-    bool handshaking;        /* a TLS handshake runs: no reading, no greeting yet */
-    bool greeted;            /* session_start (or the refusal) happened */
-    bool eof;                /* the client half-closed: answer what it sent, then close */
-    uint64_t deadline_ms;    /* CLOCK_MONOTONIC; 0: the next flush starts a new wait */
-    uint64_t deadline_wait;  /* session_wait_count when the deadline was set */
-    size_t fed;              /* octets the session consumed since the last flush */
-    struct event *reaper;    /* closing under TLS: waits for the socket's output to drain */
-    unsigned reaper_ticks;   /* bounded by CONN_LINGER_MS */
+    peers_entry *peer;        /* this client address's session count */
+    struct bufferevent *bev;  /* the socket, or the TLS filter over it */
+    bool closing;             /* the session is over; free once the output is written */
+    bool handshaking;         /* a TLS handshake runs: no reading, no greeting yet */
+    bool greeted;             /* session_start (or the refusal) happened */
+    bool eof;                 /* the client half-closed: answer what it sent, then close */
+    uint64_t deadline_ms;     /* CLOCK_MONOTONIC; 0: the next flush starts a new wait */
+    uint64_t deadline_wait;   /* session_wait_count when the deadline was set */
+    size_t fed;               /* octets the session consumed since the last flush */
+    struct event *reaper;     /* under TLS: waits for the socket's output to drain */
+    unsigned reaper_ticks;    /* closing: bounded by CONN_LINGER_MS */
+    uint64_t unread_since_ms; /* not read for unread replies since (TLS); 0: reading */
+    unsigned busy;            /* inside a libevent call that may run our callbacks */
+    bool dead;                /* conn_free came while busy: free when it returns */
 } conn;
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -57,6 +60,10 @@ static bool conn_start_tls(conn *c);
 static void
 conn_free(conn *c)
 {
+    if (c->busy) {
+        c->dead = true; /* the caller up the stack still uses c: it frees it */
+        return;
+    }
     smtpd_server *srv = c->srv;
     if (c->reaper)
         event_free(c->reaper);
@@ -124,12 +131,31 @@ conn_unsent(conn *c)
 
 static bool conn_try_close(conn *c);
 
+static void conn_process(conn *c);
+
+/* The reaper timer: under TLS the filter's write callback only tells when the filter
+   drained, not the socket under it, so a closing connection and one whose reading is
+   held back for unread replies look at the socket again every 10 ms. */
 static void
 conn_reaper_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_try_close(arg);
+    conn *c = arg;
+    if (c->closing)
+        conn_try_close(c);
+    else
+        conn_process(c);
+}
+
+static void
+conn_reaper_arm(conn *c)
+{
+    if (!c->reaper)
+        c->reaper = evtimer_new(c->srv->base, conn_reaper_cb, c);
+    struct timeval tv = {0, 10000};
+    if (c->reaper)
+        evtimer_add(c->reaper, &tv);
 }
 
 /* Closing: free once everything is sent (the linger timeout bounds the wait). Returns
@@ -148,11 +174,7 @@ conn_try_close(conn *c)
             conn_free(c);
             return false;
         }
-        if (!c->reaper)
-            c->reaper = evtimer_new(c->srv->base, conn_reaper_cb, c);
-        struct timeval tv = {0, 10000};
-        if (c->reaper)
-            evtimer_add(c->reaper, &tv);
+        conn_reaper_arm(c);
     }
     return true;
 }
@@ -163,8 +185,15 @@ conn_flush(conn *c)
 {
     buf *out = session_output(c->sess);
     if (out->len) {
+        /* under TLS a failed write can run conn_event_cb, and so conn_free, from inside */
+        c->busy++;
         int rc = bufferevent_write(c->bev, out->data, out->len);
+        c->busy--;
         buf_clear(out);
+        if (c->dead) {
+            conn_free(c);
+            return false;
+        }
         if (rc != 0) {
             /* out of memory: the reply is lost, and a client waiting for it would wait
                until its own timeout; closing tells it at once */
@@ -198,10 +227,27 @@ conn_flush(conn *c)
        read high-water mark done here: bufferevent_setwatermark cannot report a failed
        allocation and crashes on it (libevent 2.1 dereferences the NULL callback entry). */
     size_t held = evbuffer_get_length(bufferevent_get_input(c->bev));
-    if (conn_unsent(c) > c->srv->opts.max_pending_input || held >= c->srv->opts.max_pending_input)
+    bool unread = conn_unsent(c) > c->srv->opts.max_pending_input;
+    if (unread || held >= c->srv->opts.max_pending_input)
         bufferevent_disable(c->bev, EV_READ);
-    else
+    else if (!c->eof) /* after EOF the socket stays readable: reading again would spin */
         bufferevent_enable(c->bev, EV_READ);
+    if (unread && bufferevent_get_underlying(c->bev)) {
+        /* under TLS nothing else wakes us when the socket drains (conn_reaper_cb), and
+           no timeout is armed meanwhile: the client gets command-timeout to read */
+        uint64_t now = conn_now_ms();
+        if (!c->unread_since_ms)
+            c->unread_since_ms = now;
+        if (now - c->unread_since_ms > c->srv->opts.command_timeout_ms) {
+            static const char why[] = "timeout: the client reads no replies";
+            session_log(c->sess, SMTPD_LOG_INFO, why, sizeof why - 1);
+            conn_free(c);
+            return false;
+        }
+        conn_reaper_arm(c);
+    } else {
+        c->unread_since_ms = 0;
+    }
     if (session_is_blocked(c->sess)) {
         /* the client waits for our answer: only writing may time out; the wait for
            its next input starts afresh once we answered */

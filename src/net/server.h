@@ -40,9 +40,10 @@ typedef struct listener {
     struct event *resume; /* re-enables accepting after EMFILE */
 } listener;
 
-/* A completion from another thread, waiting for the I/O thread. */
+/* Answers kept without a node when allocating one fails (smtpd_server_complete). */
 #define SERVER_SPARE_COMPLETIONS 64
 
+/* A completion from another thread, waiting for the I/O thread. */
 typedef struct completion {
     smtpd_ticket ticket;
     smtpd_verdict verdict;

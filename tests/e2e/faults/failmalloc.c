@@ -20,9 +20,9 @@
  * its start-up takes).
  *
  * The real allocator is reached through glibc's __libc_* entry points, not dlsym, which
- * would itself allocate while the first malloc is being resolved. Calls inside glibc
- * (strdup, fopen, ...) do not pass through here; what fails are the calls of mailsink,
- * its libraries (libevent, SQLite, OpenSSL, GLib, ...) and glibc's exported entries.
+ * would itself allocate while the first malloc is being resolved. glibc's own functions
+ * (strdup, vasprintf, fopen, ...) allocate through here too, as glibc supports replacing
+ * malloc; their caller, for FAILMALLOC_SPARE, is then libc, not whoever called them.
  * realloc(p, 0) and free are left alone.
  */
 #define _GNU_SOURCE

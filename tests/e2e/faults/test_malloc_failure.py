@@ -47,8 +47,9 @@ PRELOAD_MESSAGES = 8  # per client and round
 CLIENT_TIMEOUT = 8
 # GLib aborts by design when g_malloc fails (and its logging of that can crash): with
 # these spared, every fault lands where mailsink, SQLite, libevent, OpenSSL or Jansson
-# must handle it, and mailsink must keep running
-GLIB = "libglib-2.0,libgobject-2.0,libgio-2.0,libgmime-3.0"
+# must handle it, and mailsink must keep running. libc too, as GLib formats through
+# vasprintf and aborts when that fails (mailsink's own str_dup calls malloc itself).
+GLIB = "libglib-2.0,libgobject-2.0,libgio-2.0,libgmime-3.0,libc.so"
 
 HEADROOM = 0
 

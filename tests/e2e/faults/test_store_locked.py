@@ -16,6 +16,7 @@ test_store.py::test_no_250_while_the_database_is_locked has the basic case; thes
 deadline, the other sessions and the recovery."""
 
 import select
+import socket
 import sqlite3
 import threading
 import time
@@ -207,3 +208,33 @@ def test_a_message_larger_than_the_queue_cap_is_delayed_not_refused(start):
     rid = deliver(ms, content)
     with Db(ms.db) as db:
         assert db.body(rid) == content
+
+
+def test_half_close_while_the_commit_waits_does_not_spin(start):
+    """Input: a whole message, then shutdown(SHUT_WR) while the store is locked, so the
+    session waits for its commit with the client's EOF already read. Expected: mailsink
+    idles meanwhile (under 0.3 CPU seconds in 2 s: before the fix it read the EOF again
+    and again at 100 % of a core), the 250 still comes once the lock goes, and the
+    message is stored."""
+    ms = start()
+    deliver(ms, message("warm up"))
+    p = Proc(ms.proc.pid)
+    lock = Locker(ms.db)
+    try:
+        c = open_data(ms)
+        c.sock.settimeout(BUSY_TIMEOUT + 15)
+        content = message("half-closed")
+        c.send(content + b".\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        cpu0 = p.cpu()
+        time.sleep(2.0)
+        spent = p.cpu() - cpu0
+    finally:
+        lock.release()
+    code, text = c.reply()
+    c.close()
+    assert spent < 0.3, "mailsink spent %.2f CPU seconds in 2 s waiting" % spent
+    assert code == 250, text
+    with Db(ms.db) as db:
+        assert db.body(accepted_id(text[0])) == content
