@@ -183,3 +183,47 @@ def test_tls_garbage_aborts_and_stalls_leak_nothing(ms):
     settle(ms, before)
     tls_deliver(ms, "after the garbage")
     serves(ms)
+
+
+def test_tls_client_that_never_reads_is_dropped(start, cert):
+    """Input: on the implicit-TLS port, with a 4 KiB receive buffer, EHLO and 300
+    pipelined transactions of 100 recipients, never reading a reply; then silence. The
+    replies back up under TLS. Expected: the server drops the connection, at the latest
+    after --command-timeout (5 s), and its descriptors are back to the baseline; the
+    same with an RST after the backlog. (Seen: both gone within a second, ended by the
+    session's own limits; conn.c's watch on a TLS session held back for unread replies,
+    5a7404d, is the backstop for a backlog those limits do not end.)"""
+    ms = start("--tls-cert", cert[0], "--tls-key", cert[1], "--smtps", "127.0.0.1:0",
+               "--command-timeout", "5", listeners=2)
+    tls_deliver(ms, "baseline")
+    before = Proc(ms.proc.pid).snapshot()
+    backlog = (b"MAIL FROM:<r@x.example>\r\n" + b"RCPT TO:<b@y.example>\r\n" * 100
+               + b"DATA\r\nSubject: r\r\n\r\nx\r\n.\r\n") * 300
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    socks = []
+    for reset in (False, True):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(10)
+        raw.connect((ms.addr, ms.listeners[1][1]))
+        s = ctx.wrap_socket(raw, server_hostname=HOSTNAME)
+        s.settimeout(3)
+        try:
+            s.sendall(b"EHLO noread.test\r\n" + backlog)
+        except (socket.timeout, ssl.SSLError, OSError):
+            pass  # the server stopped reading: the replies are backed up
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        else:
+            socks.append(s)
+    t0 = time.monotonic()
+    try:
+        settle(ms, before, timeout=30)
+    finally:
+        for s in socks:
+            s.close()
+    print("both TLS sessions gone after %.1f s" % (time.monotonic() - t0))
+    tls_deliver(ms, "after the unread backlog")
